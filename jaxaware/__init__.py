@@ -1,0 +1,3 @@
+"""jaxaware: channel awareness for class-conditional GANs in JAX/Flax."""
+
+from jaxaware.errors import JaxawareError as JaxawareError

@@ -1,0 +1,259 @@
+"""Convert a ``pytorch_pretrained_biggan`` BigGAN-deep checkpoint to jaxaware's Flax params.
+
+The conversion is a rule table driven by the *target* tree: for every Flax parameter we
+name the checkpoint tensors it is made from and one transform. Every checkpoint tensor
+must be used exactly once and have the expected shape; otherwise the conversion stops
+with an error naming the key, and nothing is written.
+
+How our parameters differ from the torch ones (see :mod:`jaxaware.model` for the tree):
+
+* Spectral norm is folded in with the *eval-mode* formula of
+  ``torch.nn.utils.spectral_norm``: ``W_sn = weight_orig / sigma`` with
+  ``sigma = weight_u . (W weight_v)`` from the stored vectors, no power iteration (the
+  reference model must be compared in ``.eval()``; in train mode it iterates and drifts).
+* Linear weights ``[out, in]`` become kernels ``[in, out]``; convs ``[O, I, kh, kw]``
+  become ``[kh, kw, I, O]``; 1x1 convs become ``[I, O]`` matrices.
+* ``conv_to_rgb`` has ``ch`` outputs of which the reference keeps 3: sigma is computed on
+  the full weight first, then we keep output channels 0..2 only.
+* The attention ``gamma`` ``[1]`` becomes a scalar; the 51-row statistics go to the
+  ``stats`` collection unchanged.
+
+Reference quirks we reproduce elsewhere: the reversed truncation interpolation
+(:mod:`jaxaware.truncation`) and the HWC order of ``gen_z``'s output units.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+
+import numpy as np
+
+from jaxaware.config import PRESETS, BigGANConfig
+from jaxaware.errors import JaxawareError
+from jaxaware.sites import block_widths, reference_block_index
+
+WEIGHTS_NAME = "pytorch_model.bin"
+CONFIG_NAME = "config.json"
+
+
+def sn_sigma(weight_orig: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.float32:
+    """Eval-mode spectral norm ``sigma = u . (W v)`` with ``W = weight_orig.reshape(out, -1)``."""
+    w = weight_orig.reshape(weight_orig.shape[0], -1).astype(np.float64)
+    return np.float32(u.astype(np.float64) @ (w @ v.astype(np.float64)))
+
+
+class _Reader:
+    """Hands out checkpoint tensors by key, checking shapes and recording what was used."""
+
+    def __init__(self, state: dict[str, np.ndarray]):
+        self.state = state
+        self.used: set[str] = set()
+
+    def take(self, key: str, shape: tuple[int, ...]) -> np.ndarray:
+        if key not in self.state:
+            raise JaxawareError(
+                f"checkpoint is missing {key!r} (expected shape {list(shape)}); "
+                "is it a BigGAN-deep checkpoint of this config?"
+            )
+        if key in self.used:
+            raise JaxawareError(f"conversion rule uses {key!r} twice")
+        value = self.state[key]
+        if tuple(value.shape) != tuple(shape):
+            raise JaxawareError(
+                f"checkpoint tensor {key!r} has shape {list(value.shape)}; "
+                f"this config expects {list(shape)}"
+            )
+        self.used.add(key)
+        return np.asarray(value, np.float32)
+
+    def sn_weight(self, prefix: str, shape: tuple[int, ...]) -> np.ndarray:
+        """A spectrally normalised weight from ``weight_orig``, ``weight_u``, ``weight_v``."""
+        w = self.take(f"{prefix}.weight_orig", shape)
+        u = self.take(f"{prefix}.weight_u", (shape[0],))
+        v = self.take(f"{prefix}.weight_v", (int(np.prod(shape[1:])),))
+        return w / sn_sigma(w, u, v)
+
+    def leftovers(self) -> list[str]:
+        return sorted(set(self.state) - self.used)
+
+
+def _linear(w):  # [out, in] -> [in, out]
+    return np.ascontiguousarray(w.T)
+
+
+def _conv(w):  # [O, I, kh, kw] -> [kh, kw, I, O]
+    return np.ascontiguousarray(w.transpose(2, 3, 1, 0))
+
+
+def _conv1x1(w):  # [O, I, 1, 1] -> [I, O]
+    return np.ascontiguousarray(w[:, :, 0, 0].T)
+
+
+Rule = Callable[[_Reader], np.ndarray]
+
+
+def rule_table(config: BigGANConfig) -> dict[str, Rule]:
+    """``{target path: rule}`` for every parameter and statistic of the Flax model.
+
+    Target paths are ``'/'``-joined, starting with the collection (``params/`` or
+    ``stats/``). Each rule reads its checkpoint tensors through a :class:`_Reader`.
+    """
+    cfg = config
+    cond, ch, s = cfg.cond_dim, cfg.channel_width, cfg.n_stats
+    rules: dict[str, Rule] = {
+        "params/embedding": lambda r: _linear(
+            r.take("embeddings.weight", (cfg.z_dim, cfg.num_classes))
+        ),
+        "params/gen_z/kernel": lambda r: _linear(
+            r.sn_weight("generator.gen_z", (4 * 4 * cfg.width(16), cond))
+        ),
+        "params/gen_z/bias": lambda r: r.take("generator.gen_z.bias", (4 * 4 * cfg.width(16),)),
+    }
+
+    def ccbn(target: str, ref: str, channels: int):
+        rules[f"params/{target}/scale"] = lambda r: _linear(
+            r.sn_weight(f"{ref}.scale", (channels, cond))
+        )
+        rules[f"params/{target}/offset"] = lambda r: _linear(
+            r.sn_weight(f"{ref}.offset", (channels, cond))
+        )
+        stats(target, ref, channels)
+
+    def stats(target: str, ref: str, channels: int):
+        rules[f"stats/{target}/mean"] = lambda r: r.take(f"{ref}.running_means", (s, channels))
+        rules[f"stats/{target}/var"] = lambda r: r.take(f"{ref}.running_vars", (s, channels))
+
+    def conv(target: str, ref: str, shape: tuple[int, ...], transform):
+        rules[f"params/{target}/kernel"] = lambda r: transform(r.sn_weight(ref, shape))
+        rules[f"params/{target}/bias"] = lambda r: r.take(f"{ref}.bias", (shape[0],))
+
+    for i in range(len(cfg.layers)):
+        c_in, mid, c_out = block_widths(cfg, i)
+        ref = f"generator.layers.{reference_block_index(cfg, i)}"
+        for k, channels in enumerate((c_in, mid, mid, mid)):
+            ccbn(f"block{i}/bn{k}", f"{ref}.bn_{k}", channels)
+        conv(f"block{i}/conv0", f"{ref}.conv_0", (mid, c_in, 1, 1), _conv1x1)
+        conv(f"block{i}/conv1", f"{ref}.conv_1", (mid, mid, 3, 3), _conv)
+        conv(f"block{i}/conv2", f"{ref}.conv_2", (mid, mid, 3, 3), _conv)
+        conv(f"block{i}/conv3", f"{ref}.conv_3", (c_out, mid, 1, 1), _conv1x1)
+
+    if cfg.has_attention:
+        a, ref = cfg.attention_channels, f"generator.layers.{cfg.attention_layer_position}"
+        for name, (o, i) in {
+            "theta": (a // 8, a), "phi": (a // 8, a), "g": (a // 2, a), "o": (a, a // 2)
+        }.items():  # fmt: skip
+            key = "o_conv" if name == "o" else name
+            rules[f"params/attention/{name}/kernel"] = lambda r, key=key, o=o, i=i: _conv1x1(
+                r.sn_weight(f"{ref}.snconv1x1_{key}", (o, i, 1, 1))
+            )
+        rules["params/attention/gamma"] = lambda r: r.take(f"{ref}.gamma", (1,)).reshape(())
+
+    rules["params/bn/scale"] = lambda r: r.take("generator.bn.weight", (ch,))
+    rules["params/bn/bias"] = lambda r: r.take("generator.bn.bias", (ch,))
+    stats("bn", "generator.bn", ch)
+    # sigma over all ch outputs first, then keep RGB.
+    rules["params/to_rgb/kernel"] = lambda r: _conv(
+        r.sn_weight("generator.conv_to_rgb", (ch, ch, 3, 3))[:3]
+    )
+    rules["params/to_rgb/bias"] = lambda r: r.take("generator.conv_to_rgb.bias", (ch,))[:3]
+    return rules
+
+
+def convert_state_dict(state: dict[str, np.ndarray], config: BigGANConfig) -> dict:
+    """Converts a reference state dict (numpy values) to nested ``{'params', 'stats'}``."""
+    reader = _Reader(state)
+    flat = {path: rule(reader) for path, rule in rule_table(config).items()}
+    extra = reader.leftovers()
+    if extra:
+        more = f" and {len(extra) - 1} more" if len(extra) > 1 else ""
+        raise JaxawareError(
+            f"checkpoint has unexpected key {extra[0]!r}{more}; it does not fit this config"
+        )
+    from jaxaware.weights_io import unflatten_params
+
+    return unflatten_params(flat)
+
+
+def load_reference_checkpoint(source: str) -> tuple[dict[str, np.ndarray], BigGANConfig, str]:
+    """Reads ``pytorch_model.bin`` + ``config.json`` from a directory or a shortcut name.
+
+    Returns ``(state dict as numpy, config, model id)``. A shortcut name
+    (``biggan-deep-128/256/512``) is fetched through the reference package's own cache
+    and download code, which needs internet.
+    """
+    import torch
+
+    if os.path.isdir(source):
+        weights = os.path.join(source, WEIGHTS_NAME)
+        config_file = os.path.join(source, CONFIG_NAME)
+        for f in (weights, config_file):
+            if not os.path.isfile(f):
+                raise JaxawareError(
+                    f"{source} has no {os.path.basename(f)}; a checkpoint directory holds "
+                    f"{WEIGHTS_NAME} and {CONFIG_NAME} (as pytorch_pretrained_biggan saves them)"
+                )
+        model_id = os.path.basename(os.path.normpath(source))
+    elif source in PRESETS:
+        weights, config_file = _download(source)
+        model_id = source
+    else:
+        raise JaxawareError(
+            f"{source!r} is neither a directory nor a known model name; give a directory with "
+            f"{WEIGHTS_NAME} and {CONFIG_NAME}, or one of: {', '.join(PRESETS)}"
+        )
+    config = BigGANConfig.from_json_file(config_file)
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for a damaged file
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise JaxawareError(
+            f"cannot read {weights} as a PyTorch state dict ({first}); is the file complete?"
+        ) from None
+    if not isinstance(state, dict):
+        raise JaxawareError(f"{weights} holds a {type(state).__name__}, not a state dict")
+    return {k: v.detach().cpu().numpy() for k, v in state.items()}, config, model_id
+
+
+def _download(name: str) -> tuple[str, str]:
+    from pytorch_pretrained_biggan.model import (
+        PRETRAINED_CONFIG_ARCHIVE_MAP,
+        PRETRAINED_MODEL_ARCHIVE_MAP,
+    )
+    from pytorch_pretrained_biggan.file_utils import cached_path
+
+    try:
+        return (
+            cached_path(PRETRAINED_MODEL_ARCHIVE_MAP[name]),
+            cached_path(PRETRAINED_CONFIG_ARCHIVE_MAP[name]),
+        )
+    except Exception as e:
+        raise JaxawareError(
+            f"could not download {name} ({type(e).__name__}); without internet, put "
+            f"{WEIGHTS_NAME} and {CONFIG_NAME} in a directory and convert that"
+        ) from None
+
+
+def convert(source: str, out: str) -> str:
+    """Converts a checkpoint (directory or shortcut name) and writes a jaxaware weights dir.
+
+    The output is written atomically by :func:`jaxaware.weights_io.save_weights`; on any
+    error nothing is written.
+    """
+    from jaxaware.weights_io import save_weights
+
+    state, config, model_id = load_reference_checkpoint(source)
+    variables = convert_state_dict(state, config)
+    return save_weights(
+        out,
+        variables,
+        config=config.to_reference_dict(),
+        model_id=model_id,
+        extra={"source": "pytorch_pretrained_biggan", "converted_from": str(source)},
+    )
+
+
+def config_json(config: BigGANConfig) -> str:
+    """The reference ``config.json`` text (2-space indent, sorted keys)."""
+    return json.dumps(config.to_reference_dict(), indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,279 @@
+"""Channel awareness (He et al., *Interpreting Class Conditional GANs with Channel Awareness*,
+Sec. 2.2) for every CCBN channel of a BigGAN-deep generator and a set of classes.
+
+For class ``k``, latent ``z`` and channel ``c``, the probe is ``t = -beta / gamma``. Over
+``N`` latents (the same latents for every class):
+
+* category-oriented awareness ``-E_z[t]`` (high: the class keeps more of this channel);
+* latent-oriented awareness ``Var_z[t]`` (population variance, ``ddof = 0``);
+* ``flip_fraction``: the fraction of latents with ``gamma <= 0``. There the ReLU keeps the
+  normalised inputs *below* ``t`` and the paper's reading of ``t`` is inverted; the paper
+  ignores this case, we report it.
+
+Cost. Both maps are affine in the condition vector ``c = [z, e]``:
+``gamma = (1 + z @ S_z) + e @ S_e`` and ``beta = z @ O_z + e @ O_e``. We compute the latent
+parts ``[N, C]`` and the class parts ``[K, C]`` once with matmuls,
+``O((N + K) * D * C)``, and then only add, divide and accumulate, ``O(N * K * C)``. The
+accumulation runs over latents in a ``lax.scan`` (Welford's update, numerically stable in
+float32) on tiles of classes x channels small enough to stay in cache; peak memory is
+``O((N + K) * C)`` whatever ``N * K``. The flip fraction needs no pass over ``N * K * C``:
+``gamma <= 0`` iff ``a_n <= -b_k``, so it is a sorted search per channel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+import tempfile
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxaware.config import BigGANConfig
+from jaxaware.errors import JaxawareError
+from jaxaware.sites import site_table
+from jaxaware.truncation import check_truncation, truncated_noise
+
+FILE_KEYS = (
+    "category", "latent", "flip_fraction", "classes", "site_names", "site_offsets",
+    "num_latents", "truncation", "seed", "model_id",
+)  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class Awareness:
+    """Awareness of ``K`` classes over all sites; channel columns are grouped by site."""
+
+    category: np.ndarray  # [K, total_channels]  -E_z[t]
+    latent: np.ndarray  # [K, total_channels]  Var_z[t]
+    flip_fraction: np.ndarray  # [K, total_channels]  P_z(gamma <= 0)
+    classes: np.ndarray  # [K] class indices
+    site_names: tuple[str, ...]
+    site_offsets: np.ndarray  # [num_sites, 2] (start, stop) columns
+    num_latents: int
+    truncation: float
+    seed: int  # -1 when the caller gave the latents
+    model_id: str
+
+    def site(self, name: str) -> slice:
+        """The columns of one site: ``aw.category[:, aw.site('block3.bn1')]``."""
+        try:
+            i = self.site_names.index(name)
+        except ValueError:
+            raise JaxawareError(
+                f"unknown site {name!r}; this file has {self.site_names[0]}.."
+                f"{self.site_names[-1]}"
+            ) from None
+        return slice(*map(int, self.site_offsets[i]))
+
+    def save(self, path: str) -> str:
+        """Writes an ``.npz`` (no pickles) atomically: temp file in the same folder, rename."""
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        arrays = {
+            "category": self.category,
+            "latent": self.latent,
+            "flip_fraction": self.flip_fraction,
+            "classes": np.asarray(self.classes, np.int64),
+            "site_names": np.asarray(self.site_names, dtype=np.str_),
+            "site_offsets": np.asarray(self.site_offsets, np.int64),
+            "num_latents": np.int64(self.num_latents),
+            "truncation": np.float64(self.truncation),
+            "seed": np.int64(self.seed),
+            "model_id": np.str_(self.model_id),
+        }
+        fd, tmp = tempfile.mkstemp(prefix=".awareness-", suffix=".npz.tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str) -> Awareness:
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                missing = [k for k in FILE_KEYS if k not in f.files]
+                if missing:
+                    raise JaxawareError(
+                        f"{path} is not an awareness file: it lacks {', '.join(missing)}"
+                    )
+                d = {k: f[k] for k in FILE_KEYS}
+        except (OSError, ValueError, EOFError) as e:
+            if isinstance(e, JaxawareError):
+                raise
+            raise JaxawareError(
+                f"cannot read {path} as an awareness .npz ({type(e).__name__}); "
+                "is the file complete?"
+            ) from None
+        return cls(
+            category=d["category"],
+            latent=d["latent"],
+            flip_fraction=d["flip_fraction"],
+            classes=d["classes"],
+            site_names=tuple(str(s) for s in d["site_names"]),
+            site_offsets=d["site_offsets"],
+            num_latents=int(d["num_latents"]),
+            truncation=float(d["truncation"]),
+            seed=int(d["seed"]),
+            model_id=str(d["model_id"]),
+        )
+
+
+def stacked_ccbn_kernels(params: dict, config: BigGANConfig) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """All sites' ``scale`` and ``offset`` kernels side by side: two ``[2 z_dim, C_total]``."""
+    sites = site_table(config)
+    scale = [params[f"block{s.block}"][f"bn{s.bn}"]["scale"] for s in sites]
+    offset = [params[f"block{s.block}"][f"bn{s.bn}"]["offset"] for s in sites]
+    return jnp.concatenate(scale, axis=1), jnp.concatenate(offset, axis=1)
+
+
+def probes(params: dict, config: BigGANConfig, z, class_vector) -> dict[str, dict]:
+    """Probes-only path: ``{site: {t, gamma, beta}}`` from ``(z, class)`` with no convolution."""
+    c = jnp.concatenate([z, class_vector @ params["embedding"]], axis=-1)
+    out = {}
+    for s in site_table(config):
+        bn = params[f"block{s.block}"][f"bn{s.bn}"]
+        gamma, beta = 1 + c @ bn["scale"], c @ bn["offset"]
+        out[s.name] = {"t": -beta / gamma, "gamma": gamma, "beta": beta}
+    return out
+
+
+@functools.partial(jax.jit, static_argnames=("tile",))
+def _moments(a_s, a_o, b_s, b_o, tile: int):
+    """Mean and M2 of ``t = -(a_o + b_o) / (a_s + b_s)`` over the rows of ``a``.
+
+    ``a_*``: ``[N, C]`` latent parts; ``b_*``: ``[K, C]`` class parts; ``C`` a multiple of
+    ``tile``. Returns ``(mean, m2)`` ``[K, C]`` with ``var = m2 / N``.
+    """
+    n, c = a_s.shape
+    k = b_s.shape[0]
+    inv_count = 1.0 / jnp.arange(1, n + 1, dtype=jnp.float32)
+    split = lambda x: x.reshape(x.shape[0], c // tile, tile).swapaxes(0, 1)  # noqa: E731
+
+    def one_tile(args):
+        ts, to, us, uo = args  # [N, tile] x2, [K, tile] x2
+
+        def step(carry, x):
+            mean, m2 = carry
+            xs, xo, inv = x
+            t = -(xo + uo) / (xs + us)
+            d = t - mean
+            mean = mean + d * inv
+            return (mean, m2 + d * (t - mean)), None
+
+        zeros = jnp.zeros((k, tile), jnp.float32)
+        (mean, m2), _ = jax.lax.scan(step, (zeros, zeros), (ts, to, inv_count))
+        return mean, m2
+
+    mean, m2 = jax.lax.map(one_tile, (split(a_s), split(a_o), split(b_s), split(b_o)))
+    return mean.swapaxes(0, 1).reshape(k, c), m2.swapaxes(0, 1).reshape(k, c)
+
+
+@jax.jit
+def _flip_counts(a_s, b_s):
+    """``#{n : a_s[n] + b_s[k] <= 0}`` per class and channel, by sorted search."""
+    sorted_cols = jnp.sort(a_s, axis=0).T  # [C, N]
+    count = jax.vmap(lambda col, q: jnp.searchsorted(col, q, side="right"))
+    return count(sorted_cols, -b_s.T).T  # [K, C]
+
+
+def compute_awareness(
+    params: dict,
+    config: BigGANConfig,
+    classes=None,
+    num_latents: int = 1000,
+    truncation: float = 1.0,
+    seed: int = 0,
+    latents=None,
+    model_id: str = "",
+    class_chunk: int = 64,
+    tile: int = 512,
+    progress: bool = False,
+) -> Awareness:
+    """Category and latent awareness of every CCBN channel for ``classes`` (default all).
+
+    Latents are ``truncation * truncnorm(-2, 2)`` drawn from ``seed`` as
+    :func:`jaxaware.truncation.truncated_noise` (the reference package's convention), the
+    same for every class; or pass ``latents`` ``[N, z_dim]`` yourself (``seed`` is then
+    recorded as -1). ``truncation`` also selects nothing else here: probes do not depend
+    on the batch-norm statistics.
+    """
+    truncation = check_truncation(truncation)
+    classes = _check_classes(classes, config)
+    if latents is None:
+        if int(num_latents) != num_latents or num_latents < 1:
+            raise JaxawareError(f"num_latents must be a positive integer; got {num_latents!r}")
+        z = truncated_noise(int(num_latents), config.z_dim, truncation, seed)
+    else:
+        z = np.asarray(latents, np.float32)
+        if z.ndim != 2 or z.shape[1] != config.z_dim or z.shape[0] < 1:
+            raise JaxawareError(
+                f"latents must have shape [N, {config.z_dim}] with N >= 1; got {z.shape}"
+            )
+        seed = -1
+    n, zd = z.shape
+    scale, offset = stacked_ccbn_kernels(params, config)
+    total = scale.shape[1]
+    # Latent parts [N, C] and class parts [K, C]: the only matmuls.
+    a_s = 1.0 + jnp.asarray(z) @ scale[:zd]
+    a_o = jnp.asarray(z) @ offset[:zd]
+    emb = jnp.asarray(params["embedding"])[classes]
+    b_s, b_o = emb @ scale[zd:], emb @ offset[zd:]
+
+    tile = max(1, min(tile, total))
+    padded = math.ceil(total / tile) * tile
+    pad = lambda x, v: jnp.pad(x, ((0, 0), (0, padded - total)), constant_values=v)  # noqa: E731
+    a_sp, a_op = pad(a_s, 1.0), pad(a_o, 0.0)
+
+    category = np.empty((len(classes), total), np.float32)
+    latent = np.empty((len(classes), total), np.float32)
+    flips = np.empty((len(classes), total), np.float32)
+    chunks = range(0, len(classes), class_chunk)
+    if progress:
+        from tqdm.auto import tqdm
+
+        chunks = tqdm(chunks, desc="awareness", unit="chunk", total=len(chunks))
+    for start in chunks:
+        sl = slice(start, start + class_chunk)
+        mean, m2 = _moments(a_sp, a_op, pad(b_s[sl], 0.0), pad(b_o[sl], 0.0), tile)
+        category[sl] = -np.asarray(mean[:, :total])
+        latent[sl] = np.asarray(m2[:, :total]) / n
+        flips[sl] = np.asarray(_flip_counts(a_s, b_s[sl]), np.float32) / n
+    sites = site_table(config)
+    return Awareness(
+        category=category,
+        latent=latent,
+        flip_fraction=flips,
+        classes=np.asarray(classes, np.int64),
+        site_names=tuple(s.name for s in sites),
+        site_offsets=np.array([[s.offset, s.offset + s.channels] for s in sites], np.int64),
+        num_latents=n,
+        truncation=truncation,
+        seed=int(seed),
+        model_id=model_id,
+    )
+
+
+def _check_classes(classes, config: BigGANConfig) -> np.ndarray:
+    if classes is None:
+        return np.arange(config.num_classes)
+    arr = np.atleast_1d(np.asarray(classes))
+    if arr.size == 0 or arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+        raise JaxawareError(
+            f"classes must be a non-empty list of class indices 0..{config.num_classes - 1}"
+        )
+    bad = arr[(arr < 0) | (arr >= config.num_classes)]
+    if bad.size:
+        raise JaxawareError(
+            f"class index {int(bad[0])} is out of range; this model has classes "
+            f"0..{config.num_classes - 1}"
+        )
+    return arr

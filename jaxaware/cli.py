@@ -1,0 +1,192 @@
+"""The ``jaxaware`` command: convert, sample, awareness, sites.
+
+Every bad input ends in one line ``error: ...`` on stderr and exit status 2; outputs are
+written to a temporary file and renamed, so a failed run leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+from jaxaware.errors import JaxawareError
+
+
+def _write_png(path: str, array: np.ndarray) -> None:
+    from PIL import Image
+
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".jaxaware-", suffix=".png", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            Image.fromarray(array).save(f, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def image_grid(images: np.ndarray, rows: int, pad: int = 2) -> np.ndarray:
+    """uint8 images ``[rows * cols, H, W, 3]`` laid out row by row with a white gap."""
+    n, h, w, _ = images.shape
+    cols = n // rows
+    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, np.uint8)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) :][:, :w] = images[i]
+    return grid
+
+
+def _load_model(path: str):
+    from jaxaware.api import load
+
+    return load(path)
+
+
+def cmd_convert(args) -> None:
+    try:
+        from convert.biggan_deep import convert
+    except ImportError as e:  # torch or the reference package missing
+        raise JaxawareError(
+            f"jaxaware convert needs PyTorch and pytorch-pretrained-biggan ({e.name} is missing);"
+            " install torch==2.13.0 first, then pip install 'jaxaware[torch]'"
+        ) from None
+    out = convert(args.source, args.out)
+    print(f"wrote {out}")
+
+
+def cmd_sample(args) -> None:
+    from jaxaware.api import sample, to_uint8
+
+    model = _load_model(args.weights)
+    classes = model.resolve_classes(args.classes)
+    images, _ = sample(
+        model, classes, args.truncation, args.seed, args.per_class, progress=not args.quiet
+    )
+    grid = image_grid(to_uint8(images), rows=len(classes))
+    _write_png(args.out, grid)
+    print(f"wrote {args.out}: {len(classes)} classes x {args.per_class} samples")
+
+
+def cmd_awareness(args) -> None:
+    from jaxaware.awareness import compute_awareness
+
+    model = _load_model(args.weights)
+    classes = model.resolve_classes(args.classes)
+    aw = compute_awareness(
+        model.params,
+        model.config,
+        classes=classes,
+        num_latents=args.num_latents,
+        truncation=args.truncation,
+        seed=args.seed,
+        model_id=model.model_id,
+        progress=not args.quiet,
+    )
+    aw.save(args.out)
+    print(
+        f"wrote {args.out}: {len(classes)} classes x {aw.category.shape[1]} channels "
+        f"({len(aw.site_names)} sites), N={aw.num_latents}, truncation={aw.truncation}"
+    )
+    if args.figure:
+        from jaxaware.figures import awareness_figure
+
+        awareness_figure(aw, args.figure, model.class_names)
+        print(f"wrote {args.figure}")
+
+
+def cmd_sites(args) -> None:
+    from jaxaware.config import PRESETS
+    from jaxaware.sites import format_site_table
+
+    if args.weights in PRESETS:
+        config = PRESETS[args.weights]
+    else:
+        from jaxaware.config import BigGANConfig
+        from jaxaware.weights_io import load_weights
+
+        # The table needs only the architecture, but loading verifies the file too.
+        _, meta = load_weights(args.weights)
+        config = BigGANConfig.from_reference_dict(meta["config"])
+    print(format_site_table(config))
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
+    return value
+
+
+def _truncation(text: str) -> float:
+    from jaxaware.truncation import check_truncation
+
+    try:
+        return check_truncation(text)
+    except JaxawareError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="jaxaware", description="Channel awareness for class-conditional BigGAN in JAX."
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("convert", help="convert a pytorch_pretrained_biggan checkpoint")
+    c.add_argument("source", help="directory with pytorch_model.bin + config.json, or a name "
+                   "(biggan-deep-128/256/512; downloads, needs internet)")
+    c.add_argument("out", help="output weights directory")
+    c.set_defaults(run=cmd_convert)
+
+    s = sub.add_parser("sample", help="write a grid of samples (rows: classes)")
+    s.add_argument("weights", help="weights directory")
+    s.add_argument("--classes", default="0", help='indices or names: 207,"golden retriever"')
+    s.add_argument("--truncation", type=_truncation, default=1.0)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--per-class", type=_positive_int, default=4)
+    s.add_argument("--out", default="samples.png")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(run=cmd_sample)
+
+    a = sub.add_parser("awareness", help="category/latent awareness of every CCBN channel")
+    a.add_argument("weights", help="weights directory")
+    a.add_argument("--classes", default="all", help="'all' (default) or a class list")
+    a.add_argument("--num-latents", type=_positive_int, default=1000)
+    a.add_argument("--truncation", type=_truncation, default=1.0)
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--out", default="awareness.npz")
+    a.add_argument("--figure", default=None, help="also write a PNG overview here")
+    a.add_argument("--quiet", action="store_true", help="no progress bar")
+    a.set_defaults(run=cmd_awareness)
+
+    t = sub.add_parser("sites", help="table of probe/intervention sites")
+    t.add_argument("weights", help="weights directory or a model name (biggan-deep-256)")
+    t.set_defaults(run=cmd_sites)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except JaxawareError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -77,10 +77,15 @@ def init_random(config: BigGANConfig, seed: int = 0, class_names=None) -> BigGAN
     blend = tuple(map(jnp.asarray, stats_blend(1.0, config.n_stats)))
     z = jnp.zeros((1, config.z_dim))
     y = jnp.zeros((1, config.num_classes))
-    variables = Generator(config).init(jax.random.PRNGKey(seed), z, y, blend)
+    variables = _jitted_init(config)(jax.random.PRNGKey(seed), z, y, blend)
     variables = jax.tree_util.tree_map(np.asarray, variables)
     names = class_names if class_names is not None else _default_names(config, {})
     return BigGAN(config, variables, f"random-{seed}", names)
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted_init(config: BigGANConfig):
+    return jax.jit(Generator(config).init)
 
 
 @functools.lru_cache(maxsize=None)

@@ -27,6 +27,7 @@ import functools
 import math
 import os
 import tempfile
+import zipfile
 
 import jax
 import jax.numpy as jnp
@@ -99,16 +100,18 @@ class Awareness:
     @classmethod
     def load(cls, path: str) -> Awareness:
         try:
-            with np.load(path, allow_pickle=False) as f:
+            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
                 missing = [k for k in FILE_KEYS if k not in f.files]
                 if missing:
                     raise JaxawareError(
                         f"{path} is not an awareness file: it lacks {', '.join(missing)}"
                     )
                 d = {k: f[k] for k in FILE_KEYS}
-        except (OSError, ValueError, EOFError) as e:
-            if isinstance(e, JaxawareError):
-                raise
+        except JaxawareError:
+            raise
+        except FileNotFoundError:
+            raise JaxawareError(f"awareness file {path} does not exist") from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
             raise JaxawareError(
                 f"cannot read {path} as an awareness .npz ({type(e).__name__}); "
                 "is the file complete?"

@@ -1,0 +1,266 @@
+"""Benchmark: channel awareness at full scale and image generation, JAX vs PyTorch.
+
+(a) Awareness for the BigGAN-deep-256 architecture: all classes x all 48 CCBN layers x
+    N latents, jaxaware vs a straightforward PyTorch loop (per class: condition vectors,
+    each layer's scale/offset modules, t, mean, variance) on the same weights, in the
+    same run. Also the peak memory of each and a lower bound from FLOPs and bytes over this
+    machine's measured matmul and memory peaks.
+(b) Images/s for BigGAN-deep-128, batch 8: jaxaware vs pytorch_pretrained_biggan.
+
+Each measurement runs in its own subprocess so that its peak RSS is its own. Weights are
+random (real ones cannot be downloaded here) but built and saved in the real format and
+converted by ``jaxaware convert``'s code path; timings do not depend on weight values.
+
+    python benchmarks/bench_biggan.py                  # full run (several minutes)
+    python benchmarks/bench_biggan.py --quick          # small sizes, to check it works
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "benchmarks", "results", "biggan.json")
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process (VmHWM; unlike ru_maxrss it is not inherited
+    from the parent across fork + exec)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+# -- the measured parts, each run in a fresh process -------------------------------------
+
+
+def part_machine(args) -> dict:
+    """Measured peaks: float32 matmul FLOP/s (JAX) and memory bandwidth (a large copy)."""
+    import jax
+    import jax.numpy as jnp
+
+    n = 4096
+    a = jnp.ones((n, n), jnp.float32)
+    mm = jax.jit(lambda x: x @ x)
+    mm(a).block_until_ready()
+    best = min(_time(lambda: mm(a).block_until_ready()) for _ in range(3))
+    x = jnp.ones(2**27, jnp.float32)  # 512 MiB
+    inc = jax.jit(lambda v: v + 1)
+    inc(x).block_until_ready()
+    bw = min(_time(lambda: inc(x).block_until_ready()) for _ in range(3))
+    return {"matmul_gflops": 2 * n**3 / best / 1e9, "bandwidth_gbs": 2 * x.nbytes / bw / 1e9}
+
+
+def _time(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def part_awareness_jax(args) -> dict:
+    from jaxaware.api import load
+    from jaxaware.awareness import compute_awareness
+
+    model = load(args.weights)
+    base = _rss_mb()
+    classes = list(range(args.classes))
+    # First call compiles; time the second, as a user running many analyses would see.
+    compute_awareness(model.params, model.config, classes[: args.chunk], args.latents, 1.0, 0)
+    t0 = time.perf_counter()
+    aw = compute_awareness(model.params, model.config, classes, args.latents, 1.0, 0)
+    seconds = time.perf_counter() - t0
+    return {
+        "seconds": seconds,
+        "peak_rss_mb": _peak_rss_mb(),
+        "working_mb": _peak_rss_mb() - base,
+        "channels": int(aw.category.shape[1]),
+        "sites": len(aw.site_names),
+    }
+
+
+def part_awareness_torch(args) -> dict:
+    import torch
+    from convert.reference import load_checkpoint
+    from convert.torch_awareness import torch_awareness
+
+    model = load_checkpoint(args.checkpoint)
+    base = _rss_mb()
+    classes = list(range(args.torch_classes))
+    torch_awareness(model, classes[:1], args.latents, 1.0, 0)  # warm-up
+    t0 = time.perf_counter()
+    torch_awareness(model, classes, args.latents, 1.0, 0)
+    seconds = time.perf_counter() - t0
+    return {
+        "seconds_measured": seconds,
+        "classes_measured": len(classes),
+        # The loop is one identical iteration per class: time scales linearly.
+        "seconds": seconds * args.classes / len(classes),
+        "peak_rss_mb": _peak_rss_mb(),
+        "working_mb": _peak_rss_mb() - base,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def part_images_jax(args) -> dict:
+    import numpy as np
+
+    from jaxaware.api import generate, load
+    from jaxaware.truncation import truncated_noise
+
+    model = load(args.weights)
+    z = truncated_noise(args.batch, model.config.z_dim, 0.4, 0)
+    labels = np.random.RandomState(0).randint(0, model.config.num_classes, args.batch)
+    generate(model, z, labels, 0.4).block_until_ready()
+    times = [_time(lambda: generate(model, z, labels, 0.4).block_until_ready())
+             for _ in range(args.repeats)]  # fmt: skip
+    return {"best": args.batch / min(times), "median": args.batch / sorted(times)[len(times) // 2],
+            "peak_rss_mb": _peak_rss_mb()}  # fmt: skip
+
+
+def part_images_torch(args) -> dict:
+    from convert.reference import load_checkpoint
+    from convert.torch_awareness import torch_images_per_second
+
+    model = load_checkpoint(args.checkpoint)
+    r = torch_images_per_second(model, batch=args.batch, truncation=0.4, repeats=args.repeats)
+    return {"best": r["best"], "median": r["median"], "peak_rss_mb": _peak_rss_mb(),
+            "threads": r["threads"]}  # fmt: skip
+
+
+PARTS = {
+    "machine": part_machine,
+    "awareness-jax": part_awareness_jax,
+    "awareness-torch": part_awareness_torch,
+    "images-jax": part_images_jax,
+    "images-torch": part_images_torch,
+}
+
+
+def run_part(name: str, **kw) -> dict:
+    cmd = [sys.executable, __file__, "--part", name]
+    for k, v in kw.items():
+        cmd += [f"--{k.replace('_', '-')}", str(v)]
+    print(f"  running {name} ...", flush=True)
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if out.returncode != 0:
+        sys.stderr.write(out.stderr)
+        raise SystemExit(f"part {name} failed")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def make_models(workdir: str, names: list[str]) -> dict:
+    """Random reference checkpoints in the real format, converted by our converter."""
+    import torch
+    from convert.biggan_deep import convert
+    from convert.reference import preset, random_biggan, save_checkpoint
+
+    paths = {}
+    for name in names:
+        ckpt, weights = os.path.join(workdir, name), os.path.join(workdir, name + "-jax")
+        print(f"  building random {name} in the checkpoint format ...", flush=True)
+        cfg = preset(name)
+        save_checkpoint(random_biggan(cfg, seed=0), cfg, ckpt, verify=False)
+        convert(ckpt, weights)
+        paths[name] = (ckpt, weights)
+    return paths
+
+
+def awareness_bounds(machine: dict, n: int, k: int, channels: int, z_dim: int) -> dict:
+    """Lower bounds: the matmuls (2 maps x (N + K) rows x z_dim x C) at the matmul peak plus
+    N*K*C elementwise probes (add, add, divide, 3 for the running moments: 6 flops, the
+    divide counted as one) also at that peak; bytes: the kernels in, three [K, C] out."""
+    flops = 2 * 2 * (n + k) * z_dim * channels + 6 * n * k * channels
+    nbytes = 4 * (2 * 2 * z_dim * channels + 3 * k * channels)
+    by_flops = flops / (machine["matmul_gflops"] * 1e9)
+    by_bytes = nbytes / (machine["bandwidth_gbs"] * 1e9)
+    return {"flops": flops, "bytes": nbytes, "seconds": max(by_flops, by_bytes),
+            "seconds_by_flops": by_flops, "seconds_by_bytes": by_bytes}  # fmt: skip
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--part", choices=PARTS)
+    p.add_argument("--quick", action="store_true", help="small sizes: checks the script runs")
+    p.add_argument("--weights")
+    p.add_argument("--checkpoint")
+    p.add_argument("--classes", type=int, default=1000)
+    p.add_argument("--torch-classes", type=int, default=100,
+                   help="classes the PyTorch loop runs (its time is scaled to --classes)")
+    p.add_argument("--latents", type=int, default=1000)
+    p.add_argument("--chunk", type=int, default=64)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", default=RESULTS)
+    args = p.parse_args()
+    if args.part:
+        print(json.dumps(PARTS[args.part](args)))
+        return
+    if args.quick:
+        args.classes, args.torch_classes, args.latents, args.repeats = 16, 2, 64, 1
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+    machine = run_part("machine")
+    with tempfile.TemporaryDirectory() as work:
+        models = make_models(work, ["biggan-deep-256", "biggan-deep-128"])
+        ckpt256, w256 = models["biggan-deep-256"]
+        ckpt128, w128 = models["biggan-deep-128"]
+        common = {"classes": args.classes, "latents": args.latents}
+        aj = run_part("awareness-jax", weights=w256, chunk=args.chunk, **common)
+        at = run_part("awareness-torch", checkpoint=ckpt256, torch_classes=args.torch_classes,
+                      **common)  # fmt: skip
+        ij = run_part("images-jax", weights=w128, batch=args.batch, repeats=args.repeats)
+        it = run_part("images-torch", checkpoint=ckpt128, batch=args.batch, repeats=args.repeats)
+    bound = awareness_bounds(machine, args.latents, args.classes, aj["channels"], 128)
+    result = {
+        "machine": {**machine, "cpu": platform.processor() or platform.machine(),
+                    "cores": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]},  # fmt: skip
+        "awareness": {"classes": args.classes, "latents": args.latents, "sites": aj["sites"],
+                      "channels": aj["channels"], "jax": aj, "torch": at,
+                      "speedup": at["seconds"] / aj["seconds"], "lower_bound": bound},  # fmt: skip
+        "images": {"model": "biggan-deep-128", "batch": args.batch, "jax": ij, "torch": it,
+                   "ratio": ij["best"] / it["best"]},  # fmt: skip
+        "quick": args.quick,
+    }
+    rows = [
+        ("awareness, deep-256", f"{args.classes} cls x {aj['sites']} layers x N={args.latents}",
+         f"{aj['seconds']:.2f} s", f"{at['seconds']:.1f} s"
+         + (f" ({at['classes_measured']} cls measured)" if at["classes_measured"] < args.classes
+            else ""), f"{result['awareness']['speedup']:.0f}x"),
+        ("  peak RSS / working", "", f"{aj['peak_rss_mb']:.0f} / {aj['working_mb']:.0f} MB",
+         f"{at['peak_rss_mb']:.0f} / {at['working_mb']:.0f} MB", ""),
+        ("  lower bound", f"{bound['flops'] / 1e9:.0f} GFLOP", f"{bound['seconds']:.2f} s", "",
+         f"{bound['seconds'] / aj['seconds']:.0%} of bound"),
+        ("images/s, deep-128", f"batch {args.batch}", f"{ij['best']:.2f}", f"{it['best']:.2f}",
+         f"{result['images']['ratio']:.2f}x"),
+    ]  # fmt: skip
+    head = ("benchmark", "size", "jaxaware", "pytorch", "ratio")
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(5)]
+    for r in [head, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+    print(f"machine peaks: matmul {machine['matmul_gflops']:.0f} GFLOP/s, "
+          f"memory {machine['bandwidth_gbs']:.1f} GB/s")  # fmt: skip
+    if not args.quick:
+        os.makedirs(os.path.dirname(args.out), exist_ok=True)
+        tmp = args.out + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(result, f, indent=2)
+        os.replace(tmp, args.out)
+        print(f"saved {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -136,11 +136,18 @@ def _truncation(text: str) -> float:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments end in one ``error:`` line (no usage dump) and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="jaxaware", description="Channel awareness for class-conditional BigGAN in JAX."
     )
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     c = sub.add_parser("convert", help="convert a pytorch_pretrained_biggan checkpoint")
     c.add_argument("source", help="directory with pytorch_model.bin + config.json, or a name "

@@ -5,7 +5,8 @@ in the dict are untouched (and cost nothing). A :class:`ChannelEdit` holds per-c
 arrays, so it is a pytree: it can be jitted, and a batch of edits (leading axis) can be
 ``vmap``-ed. For the feature map ``h`` ``[B, H, W, C]`` of a site, the edited map is
 
-    edited = (1 - alpha) * (h * scale + shift) + alpha * value
+    edited = (1 - alpha) * (h * scale + shift) + alpha * value   (channels with alpha > 0)
+    edited = h * scale + shift                                     (the others)
     out    = h + mask * (edited - h)
 
 with ``scale``, ``shift``, ``alpha`` per channel ``[C]``, ``value`` broadcastable to
@@ -55,10 +56,24 @@ class ChannelEdit:
             raise JaxawareError(
                 f"edit has {self.num_channels} channels but the site has {h.shape[-1]}"
             )
-        edited = (1 - self.alpha) * (h * self.scale + self.shift) + self.alpha * self.value
         mask = self.mask
         if mask.ndim >= 2 and mask.shape[-1] != 1:
             mask = mask[..., None]  # [H, W] or [B, H, W] -> trailing channel axis
+        if not _fits(self.value.shape, h.shape):
+            raise JaxawareError(
+                f"replacement values of shape {tuple(self.value.shape)} do not fit the feature "
+                f"map {tuple(h.shape)} of the site; give [C], [H, W, C] or [B, H, W, C]"
+            )
+        if not _fits(mask.shape, h.shape[:-1] + (1,)):
+            raise JaxawareError(
+                f"mask of shape {tuple(self.mask.shape)} does not fit the feature map "
+                f"{tuple(h.shape)} of the site; give [H, W] or [B, H, W]"
+            )
+        edited = h * self.scale + self.shift
+        # where, not a product with alpha = 0: NaN/inf in unselected replacement channels
+        # must not leak into the output.
+        blended = (1 - self.alpha) * edited + self.alpha * self.value
+        edited = jnp.where(self.alpha > 0, blended, edited)
         return h + mask * (edited - h)
 
     def with_mask(self, mask) -> ChannelEdit:
@@ -69,6 +84,14 @@ class ChannelEdit:
                 f"mask must have shape [H, W] or [B, H, W]; got {tuple(mask.shape)}"
             )
         return self.replace(mask=mask)
+
+
+def _fits(shape, target) -> bool:
+    """Whether an array of ``shape`` broadcasts to ``target`` without growing it."""
+    try:
+        return np.broadcast_shapes(tuple(shape), tuple(target)) == tuple(target)
+    except ValueError:
+        return False
 
 
 def _channels(channels, num_channels: int) -> np.ndarray:

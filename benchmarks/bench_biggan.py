@@ -164,7 +164,6 @@ def run_part(name: str, **kw) -> dict:
 
 def make_models(workdir: str, names: list[str]) -> dict:
     """Random reference checkpoints in the real format, converted by our converter."""
-    import torch
     from convert.biggan_deep import convert
     from convert.reference import preset, random_biggan, save_checkpoint
 

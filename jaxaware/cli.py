@@ -38,8 +38,8 @@ def image_grid(images: np.ndarray, rows: int, pad: int = 2) -> np.ndarray:
     cols = n // rows
     grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, np.uint8)
     for i in range(n):
-        r, c = divmod(i, cols)
-        grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) :][:, :w] = images[i]
+        top, left = pad + (i // cols) * (h + pad), pad + (i % cols) * (w + pad)
+        grid[top : top + h, left : left + w] = images[i]
     return grid
 
 

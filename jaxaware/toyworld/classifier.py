@@ -2,7 +2,8 @@
 
 The network sees 32x32 images in [-1, 1]; 64x64 images are first averaged over 2x2 blocks
 (the renderer draws the same scene at both sizes, so this matches the 32x32 image except
-along part edges, which are not anti-aliased). Three conv/ReLU/avg-pool stages (32, 64, 128 channels) are followed by a global
+along part edges, which are not anti-aliased). Three conv/ReLU/avg-pool stages (32, 64,
+128 channels) are followed by a global
 average and a 128-unit ReLU layer: that layer's output is the world's feature extractor
 (:meth:`ReferenceClassifier.features`), used for per-class precision/recall and Frechet
 distances. A last dense layer gives the 16 class logits.

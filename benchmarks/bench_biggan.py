@@ -79,9 +79,12 @@ def part_awareness_jax(args) -> dict:
     base = _rss_mb()
     classes = list(range(args.classes))
     # First call compiles; time the second, as a user running many analyses would see.
-    compute_awareness(model.params, model.config, classes[: args.chunk], args.latents, 1.0, 0)
+    run = lambda cls: compute_awareness(  # noqa: E731
+        model.params, model.config, cls, args.latents, 1.0, 0, class_chunk=args.chunk
+    )
+    run(classes[: args.chunk])
     t0 = time.perf_counter()
-    aw = compute_awareness(model.params, model.config, classes, args.latents, 1.0, 0)
+    aw = run(classes)
     seconds = time.perf_counter() - t0
     return {
         "seconds": seconds,
@@ -100,7 +103,14 @@ def part_awareness_torch(args) -> dict:
     model = load_checkpoint(args.checkpoint)
     base = _rss_mb()
     classes = list(range(args.torch_classes))
-    torch_awareness(model, classes[:1], args.latents, 1.0, 0)  # warm-up
+    # Give PyTorch its best thread count on this machine (on a shared 2-core CPU two
+    # threads can be far slower than one).
+    speed = {}
+    for threads in sorted({1, os.cpu_count() or 1}):
+        torch.set_num_threads(threads)
+        torch_awareness(model, classes[:1], args.latents, 1.0, 0)  # warm-up
+        speed[threads] = _time(lambda: torch_awareness(model, classes[:2], args.latents, 1.0, 0))
+    torch.set_num_threads(min(speed, key=speed.get))
     t0 = time.perf_counter()
     torch_awareness(model, classes, args.latents, 1.0, 0)
     seconds = time.perf_counter() - t0
@@ -200,7 +210,7 @@ def main() -> None:
     p.add_argument("--torch-classes", type=int, default=100,
                    help="classes the PyTorch loop runs (its time is scaled to --classes)")
     p.add_argument("--latents", type=int, default=1000)
-    p.add_argument("--chunk", type=int, default=64)
+    p.add_argument("--chunk", type=int, default=100, help="classes per awareness chunk")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default=RESULTS)

@@ -161,13 +161,11 @@ def _row_blocks(n: int):
     return n // _ROWS, n % _ROWS
 
 
-@functools.partial(jax.jit, static_argnames=("tile",))
-def _moments(a_s, a_o, b_s, b_o, tile: int):
+def _moments(a_s, a_o, b_s, b_o):
     """Mean and M2 of ``t = -(a_o + b_o) / (a_s + b_s)`` over the rows of ``a``.
 
     ``a_*``: ``[N, C]`` latent parts; ``b_*``: ``[K, C]`` class parts. Returns ``(mean, m2)``
-    ``[K, C]`` with ``var = m2 / N``. ``tile`` is the channel padding granularity chosen by
-    the caller; the kernel works on the whole ``[K, C]`` block and does not use it.
+    ``[K, C]`` with ``var = m2 / N``.
 
     One ``fori_loop`` over latents, ``_ROWS`` latents per step, whose body is a single fused
     elementwise kernel over ``[K, C]`` (XLA splits it over the CPU threads). It accumulates
@@ -177,7 +175,6 @@ def _moments(a_s, a_o, b_s, b_o, tile: int):
     the mean of ``t`` over the first (up to 8) latents, so ``|mean - s|`` is a fraction of
     the standard deviation and ``sum(d^2)/N - mean(d)^2`` loses no accuracy to cancellation.
     """
-    del tile
     n = a_s.shape[0]
     m0 = min(n, 8)
     shift = sum(-(a_o[i] + b_o) / (a_s[i] + b_s) for i in range(m0)) / m0
@@ -206,7 +203,6 @@ def _moments(a_s, a_o, b_s, b_o, tile: int):
     return shift + mean_d, m2
 
 
-@jax.jit
 def _flip_counts(a_s, b_s):
     """``#{n : a_s[n] + b_s[k] <= 0}`` per class and channel (int32 ``[K, C]``).
 
@@ -233,6 +229,13 @@ def _flip_counts(a_s, b_s):
     return count
 
 
+@jax.jit
+def _chunk_awareness(a_s, a_o, b_s, b_o):
+    """``(category, latent, flip count)`` ``[K, C]`` for one chunk of classes."""
+    mean, m2 = _moments(a_s, a_o, b_s, b_o)
+    return -mean, m2 / a_s.shape[0], _flip_counts(a_s, b_s)
+
+
 def compute_awareness(
     params: dict,
     config: BigGANConfig,
@@ -243,7 +246,6 @@ def compute_awareness(
     latents=None,
     model_id: str = "",
     class_chunk: int = 100,
-    tile: int = 128,
     progress: bool = False,
 ) -> Awareness:
     """Category and latent awareness of every CCBN channel for ``classes`` (default all).
@@ -251,8 +253,9 @@ def compute_awareness(
     Latents are ``truncation * truncnorm(-2, 2)`` drawn from ``seed`` as
     :func:`jaxaware.truncation.truncated_noise` (the reference package's convention), the
     same for every class; or pass ``latents`` ``[N, z_dim]`` yourself (``seed`` is then
-    recorded as -1). ``truncation`` also selects nothing else here: probes do not depend
-    on the batch-norm statistics.
+    recorded as -1). Truncation only scales the latents: probes do not depend on the
+    batch-norm statistics. Classes are processed ``class_chunk`` at a time, so memory is
+    ``O((N + class_chunk) * C)``.
     """
     truncation = check_truncation(truncation)
     classes = _check_classes(classes, config)
@@ -276,25 +279,35 @@ def compute_awareness(
     emb = jnp.asarray(params["embedding"])[classes]
     b_s, b_o = emb @ scale[zd:], emb @ offset[zd:]
 
-    tile = max(1, min(tile, total))
-    padded = math.ceil(total / tile) * tile
-    pad = lambda x, v: jnp.pad(x, ((0, 0), (0, padded - total)), constant_values=v)  # noqa: E731
-    a_sp, a_op = pad(a_s, 1.0), pad(a_o, 0.0)
-
-    category = np.empty((len(classes), total), np.float32)
-    latent = np.empty((len(classes), total), np.float32)
-    flips = np.empty((len(classes), total), np.float32)
-    chunks = range(0, len(classes), class_chunk)
+    k = len(classes)
+    if int(class_chunk) != class_chunk or class_chunk < 1:
+        raise JaxawareError(f"class_chunk must be a positive integer; got {class_chunk!r}")
+    class_chunk = min(int(class_chunk), k)
+    out = [np.empty((k, total), dtype) for dtype in (np.float32, np.float32, np.int64)]
+    starts = list(range(0, k, class_chunk))
+    bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        chunks = tqdm(chunks, desc="awareness", unit="chunk", total=len(chunks))
-    for start in chunks:
-        sl = slice(start, start + class_chunk)
-        mean, m2 = _moments(a_sp, a_op, pad(b_s[sl], 0.0), pad(b_o[sl], 0.0), tile)
-        category[sl] = -np.asarray(mean[:, :total])
-        latent[sl] = np.asarray(m2[:, :total]) / n
-        flips[sl] = np.asarray(_flip_counts(a_s, b_s[sl]), np.float32) / n
+        bar = tqdm(total=k, desc="awareness", unit="class")
+
+    def launch(start):  # the last chunk is padded to full size: one compilation
+        rows = np.arange(start, start + class_chunk) % k
+        return _chunk_awareness(a_s, a_o, b_s[rows], b_o[rows])
+
+    pending = launch(starts[0])
+    for i, start in enumerate(starts):
+        current = pending
+        if i + 1 < len(starts):  # dispatch the next chunk before copying this one out
+            pending = launch(starts[i + 1])
+        stop = min(start + class_chunk, k)
+        for dest, value in zip(out, current):
+            dest[start:stop] = np.asarray(value)[: stop - start]
+        if bar is not None:
+            bar.update(stop - start)
+    if bar is not None:
+        bar.close()
+    category, latent, flips = out[0], out[1], (out[2] / np.float64(n)).astype(np.float32)
     sites = site_table(config)
     return Awareness(
         category=category,

@@ -40,7 +40,7 @@ def welford_tiles(a_s, a_o, b_s, b_o, tile=128):
     n, c = a_s.shape
     k = b_s.shape[0]
     inv_count = 1.0 / jnp.arange(1, n + 1, dtype=jnp.float32)
-    split = lambda x: x.reshape(x.shape[0], c // tile, tile).swapaxes(0, 1)
+    split = lambda x: x.reshape(x.shape[0], c // tile, tile).swapaxes(0, 1)  # noqa: E731
 
     def one_tile(args):
         ts, to, us, uo = args

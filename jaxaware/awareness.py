@@ -24,8 +24,6 @@ peak memory is ``O((N + K) * C)`` whatever ``N * K``. The flip fraction uses
 from __future__ import annotations
 
 import dataclasses
-import functools
-import math
 import os
 import tempfile
 import zipfile

@@ -68,24 +68,44 @@ class CCBN(nn.Module):
     ``gamma = 1 + c @ scale`` and ``beta = c @ offset`` (no bias). The channel probe of the
     paper (Sec. 2.2, Eq. 3) is ``t = -beta / gamma``: with ``gamma > 0`` the following
     ReLU keeps exactly the normalised inputs above ``t``.
+
+    With ``train=True`` (training only) ``mu_t``/``var_t`` are replaced by the batch mean
+    and (biased) variance over N, H, W, the stored statistics are neither read nor
+    created, and the batch mean and unbiased variance are sown into collection
+    ``batch_stats`` (``mean``/``var``, paths as in ``stats``) for standing statistics.
     """
 
     channels: int
     n_stats: int
     eps: float
+    train: bool = False
 
     @nn.compact
     def __call__(self, x, c, blend):
         cond_dim = c.shape[-1]
         scale = self.param("scale", _init, (cond_dim, self.channels))
         offset = self.param("offset", _init, (cond_dim, self.channels))
-        mean = self.variable("stats", "mean", jnp.zeros, (self.n_stats, self.channels))
-        var = self.variable("stats", "var", jnp.ones, (self.n_stats, self.channels))
         gamma = 1 + c @ scale
         beta = c @ offset
-        mu, sigma2 = _blend(mean.value, blend), _blend(var.value, blend)
+        if self.train:
+            mu, sigma2 = _batch_moments(self, x)
+        else:
+            mean = self.variable("stats", "mean", jnp.zeros, (self.n_stats, self.channels))
+            var = self.variable("stats", "var", jnp.ones, (self.n_stats, self.channels))
+            mu, sigma2 = _blend(mean.value, blend), _blend(var.value, blend)
         out = (x - mu) / jnp.sqrt(sigma2 + self.eps) * gamma[:, None, None, :]
         return out + beta[:, None, None, :], gamma, beta
+
+
+def _batch_moments(module: nn.Module, x):
+    """Batch mean and biased variance over N, H, W (training-mode batch norm); sows the
+    mean and the unbiased variance into ``batch_stats`` for standing statistics."""
+    mu = jnp.mean(x, axis=(0, 1, 2))
+    sigma2 = jnp.mean(jnp.square(x - mu), axis=(0, 1, 2))
+    n = x.shape[0] * x.shape[1] * x.shape[2]
+    module.sow("batch_stats", "mean", mu)
+    module.sow("batch_stats", "var", sigma2 * (n / max(n - 1, 1)))
+    return mu, sigma2
 
 
 def _upsample(x):
@@ -99,6 +119,7 @@ class GenBlock(nn.Module):
 
     config: BigGANConfig
     index: int
+    train: bool = False
 
     @nn.compact
     def __call__(self, x, c, blend, capture: Capture, interventions):
@@ -109,7 +130,8 @@ class GenBlock(nn.Module):
 
         def site(k, h):
             name = f"block{self.index}.bn{k}"
-            h, gamma, beta = CCBN(h.shape[-1], cfg.n_stats, cfg.eps, name=f"bn{k}")(h, c, blend)
+            bn = CCBN(h.shape[-1], cfg.n_stats, cfg.eps, self.train, name=f"bn{k}")
+            h, gamma, beta = bn(h, c, blend)
             h = jax.nn.relu(h)
             if name in interventions:
                 h = interventions[name].apply(h)
@@ -164,9 +186,13 @@ class Generator(nn.Module):
     * ``capture``: a :class:`Capture` (static); ``interventions``: ``{site: ChannelEdit}``.
 
     Returns ``(images [B, H, W, 3] in [-1, 1], {site: {...}})``.
+
+    ``train=True`` (training only): every batch norm normalises with batch statistics
+    (see :class:`CCBN`); ``blend`` is then ignored and no ``stats`` are needed.
     """
 
     config: BigGANConfig
+    train: bool = False
 
     @nn.compact
     def __call__(
@@ -187,9 +213,10 @@ class Generator(nn.Module):
         for i in range(len(cfg.layers)):
             if cfg.has_attention and i == cfg.attention_layer_position:
                 h = SelfAttention(cfg.attention_channels, name="attention")(h)
-            h, cap = GenBlock(cfg, i, name=f"block{i}")(h, c, blend, capture, interventions)
+            block = GenBlock(cfg, i, self.train, name=f"block{i}")
+            h, cap = block(h, c, blend, capture, interventions)
             captured.update(cap)
-        h = FinalBN(cfg.channel_width, cfg.n_stats, cfg.eps, name="bn")(h, blend)
+        h = FinalBN(cfg.channel_width, cfg.n_stats, cfg.eps, self.train, name="bn")(h, blend)
         h = nn.Conv(3, (3, 3), padding="SAME", kernel_init=_init, name="to_rgb")(jax.nn.relu(h))
         return jnp.tanh(h), captured
 
@@ -200,12 +227,16 @@ class FinalBN(nn.Module):
     channels: int
     n_stats: int
     eps: float
+    train: bool = False
 
     @nn.compact
     def __call__(self, x, blend):
         weight = self.param("scale", nn.initializers.ones, (self.channels,))
         bias = self.param("bias", nn.initializers.zeros, (self.channels,))
-        mean = self.variable("stats", "mean", jnp.zeros, (self.n_stats, self.channels))
-        var = self.variable("stats", "var", jnp.ones, (self.n_stats, self.channels))
-        mu, sigma2 = _blend(mean.value, blend), _blend(var.value, blend)
+        if self.train:
+            mu, sigma2 = _batch_moments(self, x)
+        else:
+            mean = self.variable("stats", "mean", jnp.zeros, (self.n_stats, self.channels))
+            var = self.variable("stats", "var", jnp.ones, (self.n_stats, self.channels))
+            mu, sigma2 = _blend(mean.value, blend), _blend(var.value, blend)
         return (x - mu) / jnp.sqrt(sigma2 + self.eps) * weight + bias

@@ -24,14 +24,13 @@ peak memory is ``O((N + K) * C)`` whatever ``N * K``. The flip fraction uses
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 import zipfile
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxaware.atomic import atomic_write
 from jaxaware.config import BigGANConfig
 from jaxaware.errors import JaxawareError
 from jaxaware.sites import site_table
@@ -71,8 +70,6 @@ class Awareness:
 
     def save(self, path: str) -> str:
         """Writes an ``.npz`` (no pickles) atomically: temp file in the same folder, rename."""
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
         arrays = {
             "category": self.category,
             "latent": self.latent,
@@ -85,15 +82,8 @@ class Awareness:
             "seed": np.int64(self.seed),
             "model_id": np.str_(self.model_id),
         }
-        fd, tmp = tempfile.mkstemp(prefix=".awareness-", suffix=".npz.tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_write(path) as f:
+            np.savez(f, **arrays)
         return path
 
     @classmethod

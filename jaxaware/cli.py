@@ -7,29 +7,19 @@ written to a temporary file and renamed, so a failed run leaves nothing half-wri
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 
 import numpy as np
 
+from jaxaware.atomic import atomic_write
 from jaxaware.errors import JaxawareError
 
 
 def _write_png(path: str, array: np.ndarray) -> None:
     from PIL import Image
 
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".jaxaware-", suffix=".png", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(array).save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        Image.fromarray(array).save(f, format="PNG")
 
 
 def image_grid(images: np.ndarray, rows: int, pad: int = 2) -> np.ndarray:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import numpy as np
 
+from jaxaware.atomic import atomic_write
 from jaxaware.awareness import Awareness
 
 MAX_CLASSES_SHOWN = 48
@@ -61,15 +59,9 @@ def awareness_figure(aw: Awareness, path: str, class_names=None) -> str:
         f"{aw.model_id or 'model'}: N={aw.num_latents} latents, truncation {aw.truncation}, "
         f"seed {aw.seed}"
     )
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".jaxaware-", suffix=".png", dir=folder)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=90, format="png")
-        os.replace(tmp, path)
+        with atomic_write(path) as f:
+            fig.savefig(f, dpi=90, format="png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

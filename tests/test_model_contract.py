@@ -2,24 +2,22 @@
 input errors and the site table.
 
 The model is a small BigGAN-deep (5 blocks, 20 sites, 64x64 output) with random weights
-drawn here with NumPy into the tree ``Generator.init`` would build (via ``jax.eval_shape``):
-``api.init_random`` gives unit statistics and a zero attention gamma, which would hide
-statistic-row and attention bugs, and its eager Flax initialisation costs ~40 s on 2 cores.
+from ``tests/helpers.random_model``: ``api.init_random`` gives unit statistics and a zero
+attention gamma, which would hide statistic-row and attention bugs.
 """
 
 from __future__ import annotations
 
 import math
-import re
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from helpers import raises, random_model
 from jaxaware import api, awareness
 from jaxaware.config import PRESETS, BigGANConfig
-from jaxaware.errors import JaxawareError
 from jaxaware.model import NOTHING, Capture, Generator
 from jaxaware.sites import resolve_site, site_offsets, site_table, total_channels
 from jaxaware.truncation import effective_row, stats_blend, truncated_noise
@@ -33,47 +31,6 @@ CFG = BigGANConfig(
     attention_layer_position=2,
 )
 B = 2  # one batch size for most calls: one compilation per Capture
-
-
-def raises(message):
-    """pytest.raises for a JaxawareError with exactly this message."""
-    return pytest.raises(JaxawareError, match="^" + re.escape(message) + "$")
-
-
-def random_model(cfg: BigGANConfig, seed: int = 0) -> api.BigGAN:
-    """Random weights in the tree of ``Generator(cfg).init``: distinct statistic rows,
-    nonzero attention gamma, CCBN gains spread around 1 (a few negative)."""
-    blend = tuple(map(jnp.asarray, stats_blend(1.0, cfg.n_stats)))
-    shapes = jax.eval_shape(
-        Generator(cfg).init,
-        jax.random.PRNGKey(0),
-        jnp.zeros((1, cfg.z_dim)),
-        jnp.zeros((1, cfg.num_classes)),
-        blend,
-    )
-    rng = np.random.RandomState(seed)
-
-    def leaf(path, s):
-        names = [p.key for p in path]
-        shape, name = s.shape, names[-1]
-        if names[0] == "stats":
-            if name == "mean":
-                return (0.3 * rng.randn(*shape)).astype(np.float32)
-            return np.exp(0.3 * rng.randn(*shape)).astype(np.float32)
-        if name == "embedding":
-            return rng.randn(*shape).astype(np.float32)
-        if name in ("scale", "offset") and names[1].startswith("block"):
-            return (0.5 / np.sqrt(shape[0]) * rng.randn(*shape)).astype(np.float32)
-        if name == "gamma":
-            return np.float32(0.5)
-        if name == "scale":  # final BN
-            return (1 + 0.1 * rng.randn(*shape)).astype(np.float32)
-        if name == "bias":
-            return (0.05 * rng.randn(*shape)).astype(np.float32)
-        return (rng.randn(*shape) / np.sqrt(np.prod(shape[:-1]))).astype(np.float32)
-
-    variables = jax.tree_util.tree_map_with_path(leaf, shapes)
-    return api.BigGAN(cfg, variables, f"test-{seed}")
 
 
 @pytest.fixture(scope="module")

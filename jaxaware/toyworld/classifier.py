@@ -20,8 +20,6 @@ import functools
 import hashlib
 import io
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -30,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxaware.atomic import atomic_write
 from jaxaware.errors import JaxawareError
 from jaxaware.toyworld.metadata import WORLD
 
@@ -174,19 +173,8 @@ def _unflatten(flat: dict[str, np.ndarray]) -> dict:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; weights are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as fh:
+        fh.write(data)
 
 
 def save_classifier(params, config: dict, path=DEFAULT_WEIGHTS, info: dict | None = None) -> Path:

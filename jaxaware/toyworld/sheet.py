@@ -7,12 +7,10 @@ names the part colours.
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import numpy as np
 from PIL import Image, ImageDraw
 
+from jaxaware.atomic import atomic_write
 from jaxaware.toyworld.metadata import WORLD, check_resolution
 from jaxaware.toyworld.render import check_count, render
 
@@ -84,16 +82,6 @@ def write_sheet(path: str, samples: int = 6, seed: int = 0, resolution: int = 64
                 zoom: int = 1) -> str:
     """Write :func:`make_sheet` to ``path`` as PNG (atomically); returns the path."""
     sheet = make_sheet(samples=samples, seed=seed, resolution=resolution, zoom=zoom)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".sheet-", suffix=".png")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            sheet.save(fh, format="PNG", optimize=True)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as fh:
+        sheet.save(fh, format="PNG", optimize=True)
     return path

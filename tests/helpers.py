@@ -1,0 +1,57 @@
+"""Shared test helpers (not a test module)."""
+
+from __future__ import annotations
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxaware import api
+from jaxaware.config import BigGANConfig
+from jaxaware.errors import JaxawareError
+from jaxaware.model import Generator
+from jaxaware.truncation import stats_blend
+
+
+def raises(message):
+    """pytest.raises for a JaxawareError with exactly this message."""
+    return pytest.raises(JaxawareError, match="^" + re.escape(message) + "$")
+
+
+def random_model(cfg: BigGANConfig, seed: int = 0) -> api.BigGAN:
+    """Random weights in the tree of ``Generator(cfg).init``: distinct statistic rows,
+    nonzero attention gamma, CCBN gains spread around 1 (a few negative)."""
+    blend = tuple(map(jnp.asarray, stats_blend(1.0, cfg.n_stats)))
+    shapes = jax.eval_shape(
+        Generator(cfg).init,
+        jax.random.PRNGKey(0),
+        jnp.zeros((1, cfg.z_dim)),
+        jnp.zeros((1, cfg.num_classes)),
+        blend,
+    )
+    rng = np.random.RandomState(seed)
+
+    def leaf(path, s):
+        names = [p.key for p in path]
+        shape, name = s.shape, names[-1]
+        if names[0] == "stats":
+            if name == "mean":
+                return (0.3 * rng.randn(*shape)).astype(np.float32)
+            return np.exp(0.3 * rng.randn(*shape)).astype(np.float32)
+        if name == "embedding":
+            return rng.randn(*shape).astype(np.float32)
+        if name in ("scale", "offset") and names[1].startswith("block"):
+            return (0.5 / np.sqrt(shape[0]) * rng.randn(*shape)).astype(np.float32)
+        if name == "gamma":
+            return np.float32(0.5)
+        if name == "scale":  # final BN
+            return (1 + 0.1 * rng.randn(*shape)).astype(np.float32)
+        if name == "bias":
+            return (0.05 * rng.randn(*shape)).astype(np.float32)
+        return (rng.randn(*shape) / np.sqrt(np.prod(shape[:-1]))).astype(np.float32)
+
+    variables = jax.tree_util.tree_map_with_path(leaf, shapes)
+    return api.BigGAN(cfg, variables, f"test-{seed}")

@@ -1,0 +1,14 @@
+"""Training jaxaware's default model: a small class-conditional BigGAN-deep on the toy world.
+
+* :mod:`.spectral` - spectral normalisation during training (power iteration, folding);
+* :mod:`.discriminator` - a BigGAN-style projection discriminator;
+* :mod:`.init` - host-side (NumPy) parameter initialisation;
+* :mod:`.standing` - the 51 truncation-indexed standing-statistics rows;
+* :mod:`.trainer` - the hinge-loss GAN step, EMA, checkpoint/resume, :func:`train`;
+* :mod:`.checkpoint` - atomic training checkpoints;
+* :mod:`.evaluate` - classifier accuracy and per-class Frechet distance of samples.
+"""
+
+from jaxaware.train.trainer import TrainConfig, finalize, init_state, run_steps, train
+
+__all__ = ["TrainConfig", "finalize", "init_state", "run_steps", "train"]

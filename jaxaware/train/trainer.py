@@ -1,0 +1,317 @@
+"""Training a class-conditional BigGAN-deep on the toy world (hinge loss, SN, TTUR, EMA).
+
+One step (jitted, pure): ``d_steps`` discriminator updates on real toy-world images and
+generated ones, then one generator update; spectral norm with one power iteration per
+network per update (:mod:`.spectral`); the generator runs with batch statistics
+(``Generator(train=True)``); Adam with BigGAN's betas ``(0, 0.999)``; an exponential
+moving average of the generator's plain parameters.
+
+Randomness is a pure function of ``(seed, step)``: latents and fake classes come from
+``fold_in(PRNGKey(seed), step)``; real images are toy-world images
+``step * d_steps * batch ...`` of ``data_seed`` (an endless, never-repeating stream). So a
+run resumed from a checkpoint computes exactly what the uninterrupted run computes.
+
+:func:`train` checkpoints every ``checkpoint_every`` steps (atomically, to
+``out/checkpoint``), resumes from it when present, and at the end folds the spectral
+norm into the (EMA) generator, fills the 51 standing-statistics rows and saves a plain
+jaxaware model (``out/model``) with the toy world's class names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxaware.api import BigGAN
+from jaxaware.config import BigGANConfig
+from jaxaware.errors import JaxawareError
+from jaxaware.model import Generator
+from jaxaware.toyworld import WORLD, sample_dataset
+from jaxaware.train import checkpoint as ckpt
+from jaxaware.train.discriminator import DConfig, Discriminator, default_dconfig
+from jaxaware.train.init import init_discriminator, init_generator
+from jaxaware.train.spectral import (
+    discriminator_filter,
+    fold_spectral_norm,
+    generator_filter,
+    init_sn_state,
+    spectral_normalize,
+)
+from jaxaware.train.standing import standing_stats
+from jaxaware.truncation import stats_blend
+
+FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run (the output directory aside)."""
+
+    model: BigGANConfig
+    d_ch: int = 32
+    batch_size: int = 64
+    steps: int = 1000
+    lr_g: float = 1e-4
+    lr_d: float = 4e-4
+    beta1: float = 0.0
+    beta2: float = 0.999
+    adam_eps: float = 1e-6
+    d_steps: int = 1
+    ema_decay: float = 0.999
+    ema_start: int = 0
+    use_ema: bool = True
+    seed: int = 0
+    data_seed: int = 1
+    checkpoint_every: int = 500
+    log_every: int = 50
+    standing_batches: int = 4
+    standing_batch_size: int = 64
+    fast_compile: bool = False  # XLA backend opt level 0: 2x faster compile, slower steps
+
+    def __post_init__(self):
+        if self.model.num_classes != WORLD.num_classes:
+            raise JaxawareError(f"the toy world has {WORLD.num_classes} classes; the model "
+                                f"config has {self.model.num_classes}")
+        if self.model.resolution not in (32, 64):
+            raise JaxawareError(f"the toy world renders 32 or 64 px; the model config gives "
+                                f"{self.model.resolution}")
+        for name in ("batch_size", "d_steps", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise JaxawareError(f"{name} must be >= 1; got {getattr(self, name)}")
+
+    @property
+    def dconfig(self) -> DConfig:
+        return default_dconfig(self.model.resolution, self.d_ch, self.model.num_classes)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["model"] = self.model.to_reference_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        d = dict(d)
+        d["model"] = BigGANConfig.from_reference_dict(d["model"])
+        return cls(**d)
+
+    def compute_key(self) -> TrainConfig:
+        """The fields the compiled step depends on (others zeroed): the jit cache key."""
+        return dataclasses.replace(self, steps=0, checkpoint_every=1, log_every=1, seed=0,
+                                   data_seed=0, standing_batches=1, standing_batch_size=1)
+
+
+def hinge_d_loss(real_logits, fake_logits):
+    return jnp.mean(jax.nn.relu(1.0 - real_logits)) + jnp.mean(jax.nn.relu(1.0 + fake_logits))
+
+
+def hinge_g_loss(fake_logits):
+    return -jnp.mean(fake_logits)
+
+
+def _optimizers(tc: TrainConfig):
+    opt_g = optax.adam(tc.lr_g, b1=tc.beta1, b2=tc.beta2, eps=tc.adam_eps)
+    opt_d = optax.adam(tc.lr_d, b1=tc.beta1, b2=tc.beta2, eps=tc.adam_eps)
+    return opt_g, opt_d
+
+
+def init_state(tc: TrainConfig) -> dict:
+    """The full training state at step 0, deterministic from ``tc.seed``."""
+    g = init_generator(tc.model, tc.seed)
+    d = init_discriminator(tc.dconfig, tc.model.resolution, tc.seed + 1)
+    opt_g, opt_d = _optimizers(tc)
+    return {
+        "step": jnp.zeros((), jnp.int32),
+        "g": g,
+        "d": d,
+        "g_sn": init_sn_state(g, generator_filter, tc.seed + 2),
+        "d_sn": init_sn_state(d, discriminator_filter, tc.seed + 3),
+        "g_opt": opt_g.init(g),
+        "d_opt": opt_d.init(d),
+        "ema": jax.tree_util.tree_map(jnp.array, g),
+    }
+
+
+def real_batch(tc: TrainConfig, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """Real images ``[d_steps, B, R, R, 3]`` and labels ``[d_steps, B]`` of a step."""
+    n = tc.d_steps * tc.batch_size
+    images, classes, _ = sample_dataset(n, seed=tc.data_seed, resolution=tc.model.resolution,
+                                        start=int(step) * n)
+    shape = (tc.d_steps, tc.batch_size)
+    return images.reshape(shape + images.shape[1:]), classes.reshape(shape).astype(np.int32)
+
+
+@functools.lru_cache(maxsize=8)
+def compiled_step(tc: TrainConfig):
+    """``step(state, real [d_steps, B, R, R, 3], labels [d_steps, B], key) -> (state,
+    metrics)``, jitted; cached per :meth:`TrainConfig.compute_key`."""
+    cfg = tc.model
+    G = Generator(cfg, train=True)
+    D = Discriminator(tc.dconfig)
+    blend = tuple(map(jnp.asarray, stats_blend(1.0, cfg.n_stats)))
+    opt_g, opt_d = _optimizers(tc)
+    k = cfg.num_classes
+
+    def generate(g_params, key):
+        kz, ky = jax.random.split(key)
+        z = jax.random.truncated_normal(kz, -2.0, 2.0, (tc.batch_size, cfg.z_dim), jnp.float32)
+        y = jax.random.randint(ky, (tc.batch_size,), 0, k)
+        images, _ = G.apply({"params": g_params}, z, jax.nn.one_hot(y, k), blend)
+        return images, y
+
+    def d_loss_fn(d_params, d_sn, real, real_y, fake, fake_y):
+        d_norm, d_sn = spectral_normalize(d_params, d_sn)
+        logits = D.apply({"params": d_norm}, jnp.concatenate([real, fake]),
+                         jnp.concatenate([real_y, fake_y]))
+        real_logits, fake_logits = jnp.split(logits, 2)
+        loss = hinge_d_loss(real_logits, fake_logits)
+        return loss, (d_sn, jnp.mean(real_logits), jnp.mean(fake_logits))
+
+    def g_loss_fn(g_params, g_sn, d_params, d_sn, key):
+        g_norm, g_sn = spectral_normalize(g_params, g_sn)
+        fake, y = generate(g_norm, key)
+        d_norm, _ = spectral_normalize(d_params, d_sn)
+        return hinge_g_loss(D.apply({"params": d_norm}, fake, y)), g_sn
+
+    def step(state, real, real_y, key):
+        keys = jax.random.split(key, tc.d_steps + 1)
+        g_norm, _ = spectral_normalize(state["g"], state["g_sn"])  # same u as the G update
+        g_norm = jax.lax.stop_gradient(g_norm)
+        d, d_sn, d_opt = state["d"], state["d_sn"], state["d_opt"]
+        for i in range(tc.d_steps):
+            fake, fake_y = generate(g_norm, keys[i])
+            (d_loss, (d_sn, real_mean, fake_mean)), grads = jax.value_and_grad(
+                d_loss_fn, has_aux=True)(d, d_sn, real[i], real_y[i], fake, fake_y)
+            updates, d_opt = opt_d.update(grads, d_opt, d)
+            d = optax.apply_updates(d, updates)
+        (g_loss, g_sn), grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
+            state["g"], state["g_sn"], d, d_sn, keys[-1])
+        updates, g_opt = opt_g.update(grads, state["g_opt"], state["g"])
+        g = optax.apply_updates(state["g"], updates)
+        decay = jnp.where(state["step"] >= tc.ema_start, tc.ema_decay, 0.0)
+        ema = jax.tree_util.tree_map(lambda e, p: decay * e + (1.0 - decay) * p,
+                                     state["ema"], g)
+        new = {"step": state["step"] + 1, "g": g, "d": d, "g_sn": g_sn, "d_sn": d_sn,
+               "g_opt": g_opt, "d_opt": d_opt, "ema": ema}
+        metrics = {"d_loss": d_loss, "g_loss": g_loss, "d_real": real_mean,
+                   "d_fake": fake_mean}
+        return new, metrics
+
+    options = FAST_COMPILE if tc.fast_compile else None
+    return jax.jit(step, donate_argnums=0, compiler_options=options)
+
+
+def step_key(seed: int, step: int):
+    return jax.random.fold_in(jax.random.PRNGKey(seed), step)
+
+
+def run_steps(tc: TrainConfig, state: dict, until: int, on_step=None) -> dict:
+    """Advance ``state`` to step ``until``; ``on_step(step, state, metrics)`` after each."""
+    step_fn = compiled_step(tc.compute_key())
+    step = int(state["step"])
+    while step < until:
+        real, labels = real_batch(tc, step)
+        state, metrics = step_fn(state, real, labels, step_key(tc.seed, step))
+        step += 1
+        if on_step is not None:
+            on_step(step, state, metrics)
+    return state
+
+
+def finalize(tc: TrainConfig, state: dict, model_id: str = "toyworld-biggan-deep",
+             progress: bool = False) -> BigGAN:
+    """The plain jaxaware model of a training state: (EMA) generator, spectral norm folded
+    (exact sigma), 51 standing-statistics rows, toy-world class names."""
+    params = state["ema"] if tc.use_ema else state["g"]
+    params = fold_spectral_norm(jax.device_get(params), generator_filter)
+    params = jax.tree_util.tree_map(jnp.asarray, params)
+    stats = standing_stats(tc.model, params, tc.standing_batches, tc.standing_batch_size,
+                           seed=tc.seed + 7, progress=progress)
+    variables = {"params": jax.device_get(params), "stats": stats}
+    return BigGAN(tc.model, variables, model_id, WORLD.class_names)
+
+
+def _trim_log(log: Path, step: int) -> None:
+    """Drop log lines past ``step`` (written after the checkpoint we resume from)."""
+    if not log.is_file():
+        return
+    keep = [line for line in log.read_text().splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step]
+    log.write_text("".join(line + "\n" for line in keep))
+
+
+def train(
+    tc: TrainConfig,
+    out: str | os.PathLike,
+    *,
+    progress: bool = True,
+    stop_after: int | None = None,
+    model_id: str = "toyworld-biggan-deep",
+) -> BigGAN | None:
+    """Train (or resume) into ``out``; returns the final model, saved at ``out/model``.
+
+    ``out/checkpoint`` holds the latest training state (every ``checkpoint_every`` steps
+    and at the end), ``out/log.jsonl`` the metrics every ``log_every`` steps,
+    ``out/train_config.json`` the config. A run finding a checkpoint resumes from it
+    (the config must match, ``steps`` may differ). ``stop_after``: stop after that
+    step without saving anything more, as if killed (for tests); returns None.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train_config.json").write_text(json.dumps(tc.to_dict(), indent=2) + "\n")
+    log = out / "log.jsonl"
+    template = init_state(tc)
+    if ckpt.exists(out / "checkpoint"):
+        state = ckpt.load(out / "checkpoint", template, tc)
+        _trim_log(log, int(state["step"]))
+    else:
+        state = template
+        if log.exists():
+            log.unlink()
+    start = int(state["step"])
+    until = tc.steps if stop_after is None else min(tc.steps, stop_after)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=tc.steps, initial=start, desc="training", unit="step")
+    t0 = time.perf_counter()
+
+    def on_step(step, state, metrics):
+        if bar is not None:
+            bar.update(1)
+        if step % tc.log_every == 0 or step == tc.steps:
+            m = {k: float(v) for k, v in metrics.items()}
+            if not all(np.isfinite(list(m.values()))):
+                raise JaxawareError(f"non-finite loss at step {step}: {m}")
+            rate = (step - start) / max(time.perf_counter() - t0, 1e-9)
+            with open(log, "a") as f:
+                f.write(json.dumps({"step": step, **m, "steps_per_s": rate}) + "\n")
+            if bar is not None:
+                bar.set_postfix({k: f"{v:.3f}" for k, v in m.items()})
+        if step % tc.checkpoint_every == 0 or step == tc.steps:
+            ckpt.save(out / "checkpoint", state, tc)
+
+    try:
+        state = run_steps(tc, state, until, on_step)
+    finally:
+        if bar is not None:
+            bar.close()
+    if stop_after is not None and until < tc.steps:
+        return None
+    if start == tc.steps:  # nothing ran: make sure the final checkpoint exists
+        ckpt.save(out / "checkpoint", state, tc)
+    model = finalize(tc, state, model_id, progress=progress)
+    model.save(str(out / "model"), extra={
+        "source": "jaxaware.train", "steps": tc.steps, "train_config": tc.to_dict(),
+        "ema": tc.use_ema,
+    })
+    return model

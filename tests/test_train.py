@@ -1,0 +1,191 @@
+"""The training library (jaxaware/train) on a tiny config: a few steps only.
+
+One compiled step is shared by every run here (same compute config, ``fast_compile``);
+runs differ only in their output directory, so the whole file stays well under a minute.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.linalg
+
+from jaxaware.api import generate, load
+from jaxaware.config import BigGANConfig
+from jaxaware.toyworld import WORLD, load_classifier
+from jaxaware.train import TrainConfig, train
+from jaxaware.train import checkpoint as ckpt
+from jaxaware.train.evaluate import (
+    evaluate,
+    format_table,
+    frechet_distance,
+    frechet_from_stats,
+    real_class_images,
+)
+from jaxaware.train.spectral import (
+    fold_spectral_norm,
+    generator_filter,
+    power_iteration,
+    spectral_normalize,
+)
+from jaxaware.train.trainer import init_state
+from jaxaware.truncation import truncated_noise
+from jaxaware.weights_io import load_weights
+
+TINY = BigGANConfig(
+    layers=((True, 16, 8), (True, 8, 4), (False, 4, 2), (True, 2, 1)), output_dim=32,
+    z_dim=8, class_embed_dim=8, channel_width=4, num_classes=16, attention_layer_position=2,
+)
+TC = TrainConfig(TINY, d_ch=4, batch_size=8, steps=5, checkpoint_every=2, log_every=1,
+                 standing_batches=2, standing_batch_size=16, fast_compile=True)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """An uninterrupted 5-step run: (directory, final model)."""
+    out = tmp_path_factory.mktemp("run")
+    return out, train(TC, out, progress=False)
+
+
+def _log(directory):
+    lines = (directory / "log.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(x).items() if k != "steps_per_s"} for x in lines]
+
+
+def test_smoke_run_has_finite_losses(run):
+    out, model = run
+    log = _log(out)
+    assert [r["step"] for r in log] == [1, 2, 3, 4, 5]
+    for r in log:
+        assert all(np.isfinite(v) for v in r.values()), r
+    assert ckpt.exists(out / "checkpoint")
+    assert model.config == TINY
+
+
+def test_resume_equals_uninterrupted(run, tmp_path):
+    out, model = run
+    assert train(TC, tmp_path, progress=False, stop_after=3) is None  # "killed" after 3
+    meta = json.loads((tmp_path / "checkpoint" / "config.json").read_text())
+    assert meta["extra"]["step"] == 2
+    resumed = train(TC, tmp_path, progress=False)
+    template = init_state(TC)
+    a = ckpt.load(out / "checkpoint", template, TC)
+    b = ckpt.load(tmp_path / "checkpoint", template, TC)
+    assert int(b["step"]) == TC.steps
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    for x, y in zip(jax.tree_util.tree_leaves(model.variables),
+                    jax.tree_util.tree_leaves(resumed.variables)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    assert _log(tmp_path) == _log(out)
+
+
+def test_checkpoint_of_another_config_is_refused(run):
+    out, _ = run
+    other = dataclasses.replace(TC, lr_g=3e-4)
+    with pytest.raises(ValueError, match="another training config"):
+        ckpt.load(out / "checkpoint", init_state(TC), other)
+
+
+def test_standing_stats_fill_all_rows(run):
+    _, model = run
+    leaves = jax.tree_util.tree_leaves_with_path(model.variables["stats"])
+    assert len(leaves) == 2 * (4 * len(TINY.layers) + 1)
+    for path, leaf in leaves:
+        leaf = np.asarray(leaf)
+        assert leaf.shape[0] == 51 and leaf.dtype == np.float32
+        assert np.all(np.isfinite(leaf))
+        if "var" in jax.tree_util.keystr(path):
+            assert np.all(leaf > 0)
+        assert len({row.tobytes() for row in leaf}) == 51, jax.tree_util.keystr(path)
+
+
+def test_saved_model_loads_and_generates_deterministically(run):
+    out, model = run
+    loaded = load(str(out / "model"))
+    _, meta = load_weights(str(out / "model"))
+    assert meta["extra"]["class_names"] == list(WORLD.class_names)
+    assert loaded.class_names == WORLD.class_names
+    assert loaded.resolve_classes("cat,castle") == [0, 15]
+    for x, y in zip(jax.tree_util.tree_leaves(model.variables),
+                    jax.tree_util.tree_leaves(loaded.variables)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    z = truncated_noise(4, TINY.z_dim, 1.0, seed=3)
+    a = np.asarray(generate(loaded, z, [0, 5, 10, 15], 1.0))
+    b = np.asarray(generate(load(str(out / "model")), truncated_noise(4, TINY.z_dim, 1.0, 3),
+                            [0, 5, 10, 15], 1.0))
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (4, 32, 32, 3) and np.all(np.isfinite(a)) and np.abs(a).max() <= 1.0
+
+
+def test_saved_generator_is_spectrally_normalised(run):
+    _, model = run
+    params = model.params
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+        name = jax.tree_util.keystr(path)
+        leaf = np.asarray(leaf)
+        if generator_filter(str(path[-1].key), leaf.shape):
+            top = np.linalg.svd(leaf.reshape(-1, leaf.shape[-1]).astype(np.float64),
+                                compute_uv=False)[0]
+            assert abs(top - 1.0) < 1e-5, name
+
+
+def test_power_iteration_converges_to_top_singular_value():
+    rng = np.random.default_rng(0)
+    kernel = jnp.asarray(rng.standard_normal((3, 3, 8, 16)), jnp.float32)
+    true = np.linalg.svd(np.asarray(kernel, np.float64).reshape(-1, 16), compute_uv=False)[0]
+    u = jnp.asarray(rng.standard_normal(16), jnp.float32)
+    step = jax.jit(lambda k, u: power_iteration(k, u, 1))
+    sigmas = []
+    for _ in range(200):
+        sigma, u = step(kernel, u)
+        sigmas.append(float(sigma))
+    assert sigmas[0] < true * (1 + 1e-6)  # power iteration estimates from below
+    np.testing.assert_allclose(sigmas[-1], true, rtol=1e-4)
+    # one iteration per call, state carried: the normalised kernel has norm ~1
+    params = {"conv": {"kernel": kernel}}
+    normed, new = spectral_normalize(params, {"conv/kernel": u})
+    top = np.linalg.svd(np.asarray(normed["conv"]["kernel"]).reshape(-1, 16),
+                        compute_uv=False)[0]
+    assert abs(top - 1.0) < 1e-4 and set(new) == {"conv/kernel"}
+    # gradients flow through sigma only, not through u
+    g = jax.grad(lambda k: spectral_normalize({"k": k}, {"k": u})[0]["k"].sum())(kernel)
+    assert np.all(np.isfinite(np.asarray(g)))
+    folded = fold_spectral_norm({"conv": {"kernel": np.asarray(kernel)}}, generator_filter)
+    top = np.linalg.svd(folded["conv"]["kernel"].reshape(-1, 16).astype(np.float64),
+                        compute_uv=False)[0]
+    assert abs(top - 1.0) < 1e-6
+
+
+def test_frechet_distance():
+    clf = load_classifier()
+    cat_a = clf.features(real_class_images(0, 96, seed=10))
+    cat_b = clf.features(real_class_images(0, 96, seed=11))
+    castle = clf.features(real_class_images(15, 96, seed=10))
+    scale = np.trace(np.cov(cat_a, rowvar=False))
+    assert frechet_distance(cat_a, cat_a) <= 1e-6 * scale
+    within = frechet_distance(cat_a, cat_b)
+    between = frechet_distance(cat_a, castle)
+    assert 0 < within < between
+    # the eigh-based trace term equals scipy's sqrtm on a well-conditioned pair
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((500, 6)), rng.standard_normal((500, 6)) @ rng.random((6, 6))
+    c1, c2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    mu1, mu2 = a.mean(0), b.mean(0)
+    want = (np.sum((mu1 - mu2) ** 2) + np.trace(c1 + c2)
+            - 2 * np.trace(scipy.linalg.sqrtm(c1 @ c2).real))
+    np.testing.assert_allclose(frechet_from_stats(mu1, c1, mu2, c2), want, rtol=1e-8)
+
+
+def test_evaluate_reports_every_class(run):
+    _, model = run
+    result = evaluate(model, per_class=8)
+    assert len(result["classes"]) == 16 and 0 <= result["accuracy"] <= 1
+    assert all(np.isfinite(r["frechet"]) for r in result["classes"])
+    assert "castle" in format_table(result)
+    json.dumps(result)

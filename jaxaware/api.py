@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from collections.abc import Mapping, Sequence
 
 import jax
@@ -61,8 +62,18 @@ def _default_names(config: BigGANConfig, extra: dict) -> tuple | None:
     return None
 
 
-def load(path: str) -> BigGAN:
-    """Loads a weights directory (from ``jaxaware convert`` or training)."""
+DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "default_model")
+
+
+def load(path: str | None = None) -> BigGAN:
+    """Loads a weights directory (from ``jaxaware convert`` or training); with no path, the
+    shipped default model (a small BigGAN-deep trained on the toy world), checksum-verified."""
+    if path is None:
+        if not os.path.isdir(DEFAULT_MODEL):
+            raise JaxawareError(
+                "no default model ships with this installation; give a weights directory"
+            )
+        path = DEFAULT_MODEL
     variables, meta = load_weights(path)
     config = BigGANConfig.from_reference_dict(meta["config"])
     extra = meta.get("extra") or {}

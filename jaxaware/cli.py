@@ -59,7 +59,10 @@ def cmd_sample(args) -> None:
     images, _ = sample(
         model, classes, args.truncation, args.seed, args.per_class, progress=not args.quiet
     )
-    grid = image_grid(to_uint8(images), rows=len(classes))
+    pixels = to_uint8(images)
+    if args.zoom > 1:
+        pixels = pixels.repeat(args.zoom, axis=1).repeat(args.zoom, axis=2)
+    grid = image_grid(pixels, rows=len(classes))
     _write_png(args.out, grid)
     print(f"wrote {args.out}: {len(classes)} classes x {args.per_class} samples")
 
@@ -98,6 +101,9 @@ def cmd_sites(args) -> None:
     if args.weights in PRESETS:
         config = PRESETS[args.weights]
     else:
+        from jaxaware.api import DEFAULT_MODEL
+
+        args.weights = args.weights or DEFAULT_MODEL
         from jaxaware.config import BigGANConfig
         from jaxaware.weights_io import load_weights
 
@@ -146,17 +152,20 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(run=cmd_convert)
 
     s = sub.add_parser("sample", help="write a grid of samples (rows: classes)")
-    s.add_argument("weights", help="weights directory")
+    s.add_argument("weights", nargs="?", default=None,
+                   help="weights directory (default: the shipped toy-world model)")
     s.add_argument("--classes", default="0", help='indices or names: 207,"golden retriever"')
     s.add_argument("--truncation", type=_truncation, default=1.0)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--per-class", type=_positive_int, default=4)
     s.add_argument("--out", default="samples.png")
+    s.add_argument("--zoom", type=_positive_int, default=1, help="integer upscaling of each image")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(run=cmd_sample)
 
     a = sub.add_parser("awareness", help="category/latent awareness of every CCBN channel")
-    a.add_argument("weights", help="weights directory")
+    a.add_argument("weights", nargs="?", default=None,
+                   help="weights directory (default: the shipped toy-world model)")
     a.add_argument("--classes", default="all", help="'all' (default) or a class list")
     a.add_argument("--num-latents", type=_positive_int, default=1000)
     a.add_argument("--truncation", type=_truncation, default=1.0)
@@ -167,7 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(run=cmd_awareness)
 
     t = sub.add_parser("sites", help="table of probe/intervention sites")
-    t.add_argument("weights", help="weights directory or a model name (biggan-deep-256)")
+    t.add_argument("weights", nargs="?", default=None,
+                   help="weights directory or a model name such as biggan-deep-256 "
+                   "(default: the shipped toy-world model)")
     t.set_defaults(run=cmd_sites)
     return p
 

@@ -1,29 +1,30 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: set up, then run the whole pipeline end to end.
-#
-# Until a trained default model ships, this runs on a SMALL RANDOM-WEIGHT BigGAN-deep
-# saved in the real pytorch_pretrained_biggan format: it shows every step working
-# (convert -> sites -> sample -> awareness), not findings about a trained GAN.
+# The main job on a fresh machine: set up, then run the pipeline end to end on the shipped
+# default model (a small BigGAN-deep trained on the toy world), and the PyTorch -> JAX
+# conversion path on a random-weight checkpoint in the real pytorch_pretrained_biggan format.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 out=${1:-runs/demo}
 mkdir -p "$out"
 
-echo "== 1. a random-weight reference checkpoint (pytorch_model.bin + config.json)"
-python -m convert.reference --config tiny --seed 0 --out "$out/reference" >/dev/null
-ls -l "$out/reference"
-echo "== 2. convert it, strictly, to jaxaware weights"
-jaxaware convert "$out/reference" "$out/weights"
-echo "== 3. the probe / intervention sites"
-jaxaware sites "$out/weights"
-echo "== 4. samples (rows: classes 0..3, truncation 0.4)"
-jaxaware sample "$out/weights" --classes 0,1,2,3 --per-class 6 --truncation 0.4 --seed 0 \
+echo "== 1. the default model's probe / intervention sites"
+jaxaware sites
+echo "== 2. samples of all 16 classes (rows) from the default model"
+jaxaware sample --classes all --per-class 8 --truncation 1.0 --seed 0 --zoom 2 \
   --out "$out/samples.png"
-echo "== 5. channel awareness of every CCBN channel, all classes, N = 1000 latents"
-jaxaware awareness "$out/weights" --num-latents 1000 --truncation 1.0 --seed 0 \
+echo "== 3. channel awareness of every CCBN channel, all classes, N = 1000 latents"
+jaxaware awareness --num-latents 1000 --truncation 1.0 --seed 0 \
   --out "$out/awareness.npz" --figure "$out/awareness.png"
-echo "== 6. the toy world (the ground truth a trained default model will learn)"
+echo "== 4. how good is it: the world's classifier on its samples, per-class Frechet distance"
+python experiments/evaluate_default_model.py jaxaware/data/default_model --per-class 100 \
+  --out "$out/evaluation.json" 2>/dev/null
+echo "== 5. conversion: a RANDOM-WEIGHT reference checkpoint (pytorch_model.bin + config.json)"
+python -m convert.reference --config tiny --seed 0 --out "$out/reference" >/dev/null
+jaxaware convert "$out/reference" "$out/converted"
+jaxaware sample "$out/converted" --classes 0,1,2 --per-class 4 --truncation 0.4 \
+  --out "$out/converted_samples.png" --quiet
+echo "== 6. the toy world (the ground truth the default model learned)"
 python experiments/toyworld_sheet.py --out "$out/toyworld.png"
 echo
-echo "done: outputs in $out/ (random weights: the numbers show the mechanics only)"
+echo "done: outputs in $out/"

@@ -87,14 +87,20 @@ class CCBN(nn.Module):
         offset = self.param("offset", _init, (cond_dim, self.channels))
         gamma = 1 + c @ scale
         beta = c @ offset
-        if self.train:
-            mu, sigma2 = _batch_moments(self, x)
-        else:
-            mean = self.variable("stats", "mean", jnp.zeros, (self.n_stats, self.channels))
-            var = self.variable("stats", "var", jnp.ones, (self.n_stats, self.channels))
-            mu, sigma2 = _blend(mean.value, blend), _blend(var.value, blend)
+        mu, sigma2 = _moments(self, x, blend)
         out = (x - mu) / jnp.sqrt(sigma2 + self.eps) * gamma[:, None, None, :]
         return out + beta[:, None, None, :], gamma, beta
+
+
+def _moments(module, x, blend):
+    """The statistics a batch norm normalises with: the truncation-blended stored rows
+    (collection ``stats``), or in training the batch's own."""
+    if module.train:
+        return _batch_moments(module, x)
+    shape = (module.n_stats, module.channels)
+    mean = module.variable("stats", "mean", jnp.zeros, shape)
+    var = module.variable("stats", "var", jnp.ones, shape)
+    return _blend(mean.value, blend), _blend(var.value, blend)
 
 
 def _batch_moments(module: nn.Module, x):
@@ -233,10 +239,5 @@ class FinalBN(nn.Module):
     def __call__(self, x, blend):
         weight = self.param("scale", nn.initializers.ones, (self.channels,))
         bias = self.param("bias", nn.initializers.zeros, (self.channels,))
-        if self.train:
-            mu, sigma2 = _batch_moments(self, x)
-        else:
-            mean = self.variable("stats", "mean", jnp.zeros, (self.n_stats, self.channels))
-            var = self.variable("stats", "var", jnp.ones, (self.n_stats, self.channels))
-            mu, sigma2 = _blend(mean.value, blend), _blend(var.value, blend)
+        mu, sigma2 = _moments(self, x, blend)
         return (x - mu) / jnp.sqrt(sigma2 + self.eps) * weight + bias

@@ -38,12 +38,7 @@ from jaxaware.sites import site_table  # noqa: E402
 from jaxaware.truncation import truncated_noise  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
 
 def _perturbed_random(config: BigGANConfig, seed: int = 0) -> BigGAN:

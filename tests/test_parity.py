@@ -33,12 +33,7 @@ from jaxaware.truncation import truncated_noise  # noqa: E402
 TRUNCATIONS = [1.0, 0.4, 0.405, 0.14, 0.58, 0.73]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
 
 @pytest.fixture(scope="module", params=sorted(SMALL_CONFIGS))

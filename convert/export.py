@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from convert.biggan_deep import CONFIG_NAME, WEIGHTS_NAME, config_json, sn_sigma
+from jaxaware.atomic import atomic_directory
 from jaxaware.config import BigGANConfig
 from jaxaware.errors import JaxawareError
 from jaxaware.sites import block_widths, reference_block_index
@@ -205,11 +205,7 @@ def export(model, directory: str | os.PathLike) -> Path:
     directory = Path(directory)
     state = export_state_dict(model.variables, model.config)
     torch_model = _reference_model(model.config, state)
-    _check_target(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _sibling(directory, "tmp")
-    os.mkdir(tmp)
-    try:
+    with atomic_directory(directory, _is_checkpoint, _not_a_checkpoint) as tmp:
         with open(tmp / WEIGHTS_NAME, "wb") as f:
             torch.save(torch_model.state_dict(), f)
             f.flush()
@@ -218,42 +214,18 @@ def export(model, directory: str | os.PathLike) -> Path:
             f.write(config_json(model.config))
             f.flush()
             os.fsync(f.fileno())
-        _check_target(directory)
-        if directory.exists() and any(directory.iterdir()):
-            aside = _sibling(directory, "old")
-            os.rename(directory, aside)
-            try:
-                os.rename(tmp, directory)
-            except BaseException:
-                os.rename(aside, directory)
-                raise
-            shutil.rmtree(aside, ignore_errors=True)
-        else:
-            os.rename(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return directory
 
 
-def _sibling(path: Path, tag: str) -> Path:
-    import secrets
-
-    while True:
-        candidate = path.parent / f".{path.name}.{tag}-{secrets.token_hex(6)}"
-        if not os.path.lexists(candidate):
-            return candidate
+def _is_checkpoint(directory: Path) -> bool:
+    return set(os.listdir(directory)) <= {WEIGHTS_NAME, CONFIG_NAME}
 
 
-def _check_target(directory: Path) -> None:
-    if os.path.islink(directory) or (directory.exists() and not directory.is_dir()):
-        raise JaxawareError(f"{directory} exists and is not a directory; give a new or "
-                            "checkpoint directory")
-    if directory.is_dir():
-        names = set(os.listdir(directory))
-        if names and not names <= {WEIGHTS_NAME, CONFIG_NAME}:
-            raise JaxawareError(f"{directory} is a non-empty directory that is not a "
-                                f"checkpoint ({WEIGHTS_NAME} + {CONFIG_NAME}); not replacing it")
+def _not_a_checkpoint(directory: Path) -> JaxawareError:
+    return JaxawareError(
+        f"{directory} exists and is not a checkpoint directory ({WEIGHTS_NAME} + "
+        f"{CONFIG_NAME}); not replacing it"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

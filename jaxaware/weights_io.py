@@ -23,14 +23,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
-import shutil
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
+from jaxaware.atomic import atomic_directory
 from jaxaware.errors import JaxawareError
 
 __all__ = [
@@ -135,20 +134,6 @@ def unflatten_params(flat: Mapping[str, object]) -> dict:
 # --------------------------------------------------------------------------------------------
 
 
-def _fsync_path(path: Path) -> None:
-    """Flush a file or directory to disk (directories: where the platform allows it)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return  # directories cannot be opened on some platforms (Windows)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -180,17 +165,6 @@ def _read_marker(path: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) and data.get("format") == WEIGHTS_FORMAT else None
-
-
-def _existing_kind(path: Path) -> str:
-    """What is at ``path``: 'missing', 'empty' dir, 'weights' dir, or 'other'."""
-    if not os.path.lexists(path):
-        return "missing"
-    if path.is_symlink() or not path.is_dir():
-        return "other"
-    if not any(path.iterdir()):
-        return "empty"
-    return "weights" if _read_marker(path) is not None else "other"
 
 
 def _foreign_target(path: Path) -> JaxawareError:
@@ -255,13 +229,9 @@ def save_weights(
     if not flat:
         raise JaxawareError("params holds no arrays; give a nested dict with at least one array")
 
-    if _existing_kind(path) == "other":
-        raise _foreign_target(path)
-    parent = path.parent
-    parent.mkdir(parents=True, exist_ok=True)
-
-    tmp = _make_sibling_dir(path, "tmp")
-    try:
+    with atomic_directory(
+        path, replaceable=lambda p: _read_marker(p) is not None, refusal=_foreign_target
+    ) as tmp:
         _write_npz(tmp / PARAMS_FILE, flat)
         meta = {
             "format": WEIGHTS_FORMAT,
@@ -276,51 +246,7 @@ def save_weights(
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
-        _fsync_path(tmp)
-        _move_into_place(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _fsync_path(parent)
     return path
-
-
-def _sibling_name(path: Path, tag: str) -> Path:
-    """An unused hidden name beside ``path``, e.g. ``.biggan-128.tmp-3f9a0c2b1e7d``."""
-    while True:
-        candidate = path.parent / f".{path.name}.{tag}-{secrets.token_hex(6)}"
-        if not os.path.lexists(candidate):
-            return candidate
-
-
-def _make_sibling_dir(path: Path, tag: str) -> Path:
-    """Create a new empty directory beside ``path``. Unlike ``tempfile.mkdtemp`` it honours
-    the umask (mkdtemp makes 0700 directories, which would become the weights directory)."""
-    while True:
-        candidate = _sibling_name(path, tag)
-        try:
-            os.mkdir(candidate)
-        except FileExistsError:
-            continue
-        return candidate
-
-
-def _move_into_place(tmp: Path, path: Path) -> None:
-    """Rename the finished directory ``tmp`` to ``path``, swapping out an old weights dir."""
-    kind = _existing_kind(path)  # again: the target may have changed while we wrote
-    if kind == "other":
-        raise _foreign_target(path)
-    if kind in ("missing", "empty"):
-        os.rename(tmp, path)  # POSIX rename replaces an empty directory
-        return
-    aside = _sibling_name(path, "old")
-    os.rename(path, aside)
-    try:
-        os.rename(tmp, path)
-    except BaseException:
-        os.rename(aside, path)
-        raise
-    shutil.rmtree(aside, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------

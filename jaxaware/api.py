@@ -23,7 +23,7 @@ from jaxaware.config import BigGANConfig
 from jaxaware.errors import JaxawareError
 from jaxaware.interventions import ChannelEdit, check_interventions
 from jaxaware.model import NOTHING, Capture, Generator
-from jaxaware.sites import site_table
+from jaxaware.sites import resolve_site, site_table
 from jaxaware.truncation import stats_blend, truncated_noise
 from jaxaware.weights_io import load_weights, save_weights
 
@@ -154,6 +154,10 @@ def generate(
     z = check_latents(z, cfg, y.shape[0])
     if interventions:
         check_interventions(interventions, {s.name: s.channels for s in site_table(cfg)})
+    if capture.sites is not None:
+        # Fail on a typo instead of silently capturing nothing; labels (L13) become names.
+        names = tuple(resolve_site(cfg, name).name for name in capture.sites)
+        capture = dataclasses.replace(capture, sites=names)
     rows, weights = stats_blend(truncation, cfg.n_stats, correct_lerp)
     images, captured = _jitted_apply(cfg)(
         model.variables, z, jnp.asarray(y), rows, weights, capture, dict(interventions or {})

@@ -33,7 +33,7 @@ import numpy as np
 from jaxaware.atomic import atomic_write
 from jaxaware.config import BigGANConfig
 from jaxaware.errors import JaxawareError
-from jaxaware.sites import site_table
+from jaxaware.sites import site_offsets, site_table
 from jaxaware.truncation import check_truncation, truncated_noise
 
 FILE_KEYS = (
@@ -303,7 +303,7 @@ def compute_awareness(
         flip_fraction=flips,
         classes=np.asarray(classes, np.int64),
         site_names=tuple(s.name for s in sites),
-        site_offsets=np.array([[s.offset, s.offset + s.channels] for s in sites], np.int64),
+        site_offsets=site_offsets(config),
         num_latents=n,
         truncation=truncation,
         seed=int(seed),

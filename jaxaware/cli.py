@@ -151,29 +151,30 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("out", help="output weights directory")
     c.set_defaults(run=cmd_convert)
 
-    s = sub.add_parser("sample", help="write a grid of samples (rows: classes)")
-    s.add_argument("weights", nargs="?", default=None,
-                   help="weights directory (default: the shipped toy-world model)")
-    s.add_argument("--classes", default="0", help='indices or names: 207,"golden retriever"')
-    s.add_argument("--truncation", type=_truncation, default=1.0)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--per-class", type=_positive_int, default=4)
-    s.add_argument("--out", default="samples.png")
-    s.add_argument("--zoom", type=_positive_int, default=1, help="integer upscaling of each image")
-    s.add_argument("--quiet", action="store_true", help="no progress bar")
-    s.set_defaults(run=cmd_sample)
+    def model_command(name, help, classes, out, run):
+        """A command that runs a model: weights, classes, truncation, seed, output."""
+        cmd = sub.add_parser(name, help=help)
+        cmd.add_argument("weights", nargs="?", default=None,
+                         help="weights directory (default: the shipped toy-world model)")
+        cmd.add_argument("--classes", default=classes,
+                         help=f'indices or names, e.g. 207,"golden retriever", or all '
+                         f"(default: {classes})")
+        cmd.add_argument("--truncation", type=_truncation, default=1.0)
+        cmd.add_argument("--seed", type=int, default=0)
+        cmd.add_argument("--out", default=out)
+        cmd.add_argument("--quiet", action="store_true", help="no progress bar")
+        cmd.set_defaults(run=run)
+        return cmd
 
-    a = sub.add_parser("awareness", help="category/latent awareness of every CCBN channel")
-    a.add_argument("weights", nargs="?", default=None,
-                   help="weights directory (default: the shipped toy-world model)")
-    a.add_argument("--classes", default="all", help="'all' (default) or a class list")
+    s = model_command("sample", "write a grid of samples (rows: classes)", "0", "samples.png",
+                      cmd_sample)
+    s.add_argument("--per-class", type=_positive_int, default=4)
+    s.add_argument("--zoom", type=_positive_int, default=1, help="integer upscaling of each image")
+
+    a = model_command("awareness", "category/latent awareness of every CCBN channel", "all",
+                      "awareness.npz", cmd_awareness)
     a.add_argument("--num-latents", type=_positive_int, default=1000)
-    a.add_argument("--truncation", type=_truncation, default=1.0)
-    a.add_argument("--seed", type=int, default=0)
-    a.add_argument("--out", default="awareness.npz")
     a.add_argument("--figure", default=None, help="also write a PNG overview here")
-    a.add_argument("--quiet", action="store_true", help="no progress bar")
-    a.set_defaults(run=cmd_awareness)
 
     t = sub.add_parser("sites", help="table of probe/intervention sites")
     t.add_argument("weights", nargs="?", default=None,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -97,13 +97,6 @@ def resolve_site(config: BigGANConfig, name: str) -> Site:
         f"unknown site {name!r}; sites are {sites[0].name}..{sites[-1].name} "
         f"(L0..L{len(sites) - 1}); closest: {_closest(name, [s.name for s in sites])}"
     )
-
-
-def resolve_sites(config: BigGANConfig, names: Iterable[str] | None) -> tuple[Site, ...]:
-    """Sites by name, or all of them when ``names`` is None."""
-    if names is None:
-        return site_table(config)
-    return tuple(resolve_site(config, n) for n in names)
 
 
 def format_site_table(config: BigGANConfig) -> str:

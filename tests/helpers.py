@@ -16,6 +16,17 @@ from jaxaware.model import Generator
 from jaxaware.truncation import stats_blend
 
 
+# A small BigGAN-deep: 5 blocks, 20 sites, 64x64 output, attention at 8x8.
+SMALL = BigGANConfig(
+    layers=((False, 16, 16), (True, 16, 8), (True, 8, 4), (True, 4, 2), (True, 2, 1)),
+    output_dim=64,
+    z_dim=16,
+    channel_width=4,
+    num_classes=10,
+    attention_layer_position=2,
+)
+
+
 def raises(message):
     """pytest.raises for a JaxawareError with exactly this message."""
     return pytest.raises(JaxawareError, match="^" + re.escape(message) + "$")

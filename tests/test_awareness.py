@@ -7,18 +7,15 @@ import numpy as np
 import pytest
 import scipy.stats
 
+from helpers import SMALL
 from jaxaware.api import generate, init_random
 from jaxaware.awareness import Awareness, compute_awareness, probes
-from jaxaware.config import BigGANConfig
 from jaxaware.errors import JaxawareError
 from jaxaware.model import Capture
 from jaxaware.sites import site_table
 from jaxaware.truncation import truncated_noise
 
-CFG = BigGANConfig(
-    layers=((False, 16, 16), (True, 16, 8), (True, 8, 4), (True, 4, 2), (True, 2, 1)),
-    output_dim=64, z_dim=16, channel_width=4, num_classes=10, attention_layer_position=2,
-)  # fmt: skip
+CFG = SMALL
 
 
 @pytest.fixture(scope="module")

@@ -16,23 +16,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from helpers import raises, random_model
+from helpers import SMALL, raises, random_model
 from jaxaware import api
 from jaxaware import interventions as iv
-from jaxaware.config import BigGANConfig
 from jaxaware.errors import JaxawareError
 from jaxaware.interventions import ChannelEdit
 from jaxaware.model import NOTHING, Capture
 from jaxaware.truncation import stats_blend, truncated_noise
 
-CFG = BigGANConfig(
-    layers=((False, 16, 16), (True, 16, 8), (True, 8, 4), (True, 4, 2), (True, 2, 1)),
-    output_dim=64,
-    z_dim=16,
-    channel_width=4,
-    num_classes=10,
-    attention_layer_position=2,
-)
+CFG = SMALL
 SITE = "block1.bn2"  # after block1's upsampling: [B, 8, 8, 16]
 C = 16
 FEATURES = Capture(features=True)

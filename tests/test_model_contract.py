@@ -15,21 +15,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from helpers import raises, random_model
+from helpers import SMALL, raises, random_model
 from jaxaware import api, awareness
-from jaxaware.config import PRESETS, BigGANConfig
+from jaxaware.config import PRESETS
 from jaxaware.model import NOTHING, Capture, Generator
 from jaxaware.sites import resolve_site, site_offsets, site_table, total_channels
 from jaxaware.truncation import effective_row, stats_blend, truncated_noise
 
-CFG = BigGANConfig(
-    layers=((False, 16, 16), (True, 16, 8), (True, 8, 4), (True, 4, 2), (True, 2, 1)),
-    output_dim=64,
-    z_dim=16,
-    channel_width=4,
-    num_classes=10,
-    attention_layer_position=2,
-)
+CFG = SMALL
 B = 2  # one batch size for most calls: one compilation per Capture
 
 
@@ -193,6 +186,15 @@ def test_capture_one_site_and_nothing(model):
     np.testing.assert_allclose(plain, image, rtol=0, atol=1e-6)
     assert set(full) == {s.name for s in site_table(CFG)}
     assert set(full["block0.bn0"]) == {"t", "gamma", "beta", "features"}
+    # A label selects the same site; an unknown name is an error, not an empty capture.
+    _, by_label = api.generate(model, z, labels, 0.5, capture=Capture(sites=(site.label,)))
+    assert list(by_label) == ["block1.bn2"]
+    np.testing.assert_array_equal(by_label["block1.bn2"]["t"], full["block1.bn2"]["t"])
+    with raises(
+        "unknown site 'block1.bn7'; sites are block0.bn0..block4.bn3 (L0..L19); "
+        "closest: block1.bn3, block1.bn2, block1.bn1"
+    ):
+        api.generate(model, z, labels, 0.5, capture=Capture(sites=("block1.bn7",)))
 
 
 # --------------------------------------------------------------------------------------------

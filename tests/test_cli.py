@@ -290,3 +290,18 @@ def test_bad_option_values_exit_2(dirs, capsys, tmp_path):
             "(see jaxaware sample --help)\n"
         )
     assert os.listdir(tmp_path) == []
+
+
+def test_awareness_figure(dirs, capsys, tmp_path):
+    from PIL import Image
+
+    out, fig = tmp_path / "aw.npz", tmp_path / "aw.png"
+    argv = ["awareness", dirs["weights"], "--num-latents", "20", "--out", str(out),
+            "--figure", str(fig), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"wrote {fig}"
+    with Image.open(fig) as im:
+        assert im.format == "PNG" and im.size[0] > 800 and im.size[1] > 400
+        # Not a blank canvas: the heatmap and bars put many distinct colours on it.
+        assert len(im.convert("RGB").getcolors(maxcolors=1 << 16) or range(1 << 16)) > 50
+    assert sorted(os.listdir(tmp_path)) == ["aw.npz", "aw.png"]  # no temp files left

@@ -7,9 +7,11 @@ A converted or trained model lives in a directory holding two files:
     parameter dict (``block0/bn0/scale/kernel``). Written without pickles and read with
     ``allow_pickle=False``, so loading a weights directory never runs code.
 ``config.json``
-    ``{"format": "jaxaware-weights", "version": 1, "model_id": ..., "config": {...},
-    "params_sha256": ..., "extra": {...}}``. ``config`` is the model's architecture
-    (whatever JSON the model needs to rebuild itself), ``params_sha256`` the SHA-256 of
+    ``{"format": "jaxaware-weights", "version": 1, "model_id": ..., "family": ...,
+    "config": {...}, "params_sha256": ..., "extra": {...}}``. ``family`` names the model
+    family (absent in directories written before there were two: those hold BigGAN-deep),
+    ``config`` is the model's architecture (whatever JSON the model needs to rebuild itself),
+    ``params_sha256`` the SHA-256 of
     ``params.npz`` (checked before the archive is parsed, so a truncated or corrupted copy
     is reported as such), and ``extra`` free-form provenance.
 
@@ -189,6 +191,8 @@ def save_weights(
     config: dict,
     model_id: str,
     extra: dict | None = None,
+    family: str | None = None,
+    force: bool = False,
 ) -> Path:
     """Write a weights directory (``params.npz`` + ``config.json``) at ``path``, atomically.
 
@@ -206,6 +210,7 @@ def save_weights(
       config: the model's architecture, as a JSON-serializable dict.
       model_id: short identifier of the model (e.g. ``'biggan-deep-128'``).
       extra: optional JSON-serializable provenance (source checkpoint, training step, ...).
+      family: the model family (``biggan``, ``biggan-deep``), recorded as ``family``.
 
     Returns:
       ``path`` as a :class:`pathlib.Path`.
@@ -223,6 +228,8 @@ def save_weights(
         extra = {}
     if not isinstance(extra, dict):
         raise JaxawareError(f"extra must be a dict or None; got {type(extra).__name__}")
+    if family is not None and (not isinstance(family, str) or not family):
+        raise JaxawareError(f"family must be a non-empty string; got {family!r}")
     _check_json(config, "config")
     _check_json(extra, "extra")
     flat = flatten_params(params)
@@ -230,13 +237,15 @@ def save_weights(
         raise JaxawareError("params holds no arrays; give a nested dict with at least one array")
 
     with atomic_directory(
-        path, replaceable=lambda p: _read_marker(p) is not None, refusal=_foreign_target
+        path, replaceable=lambda p: _read_marker(p) is not None, refusal=_foreign_target,
+        expected_names=(PARAMS_FILE, CONFIG_FILE), force=force,
     ) as tmp:
         _write_npz(tmp / PARAMS_FILE, flat)
         meta = {
             "format": WEIGHTS_FORMAT,
             "version": WEIGHTS_VERSION,
             "model_id": model_id,
+            **({"family": family} if family is not None else {}),
             "config": config,
             "params_sha256": _sha256(tmp / PARAMS_FILE),
             "extra": extra,
@@ -278,6 +287,9 @@ def _read_config(config_path: Path) -> dict:
         if not isinstance(meta.get(field), kind):
             raise JaxawareError(f"{config_path} field {field!r} must be a {kind.__name__}; got "
                                 f"{meta.get(field)!r}; re-create the weights directory")
+    if "family" in meta and not isinstance(meta["family"], str):
+        raise JaxawareError(f"{config_path} field 'family' must be a str; got "
+                            f"{meta['family']!r}; re-create the weights directory")
     return meta
 
 

@@ -186,12 +186,26 @@ def test_save_into_empty_directory(tmp_path):
 def test_overwrite_existing_weights_dir(tmp_path):
     target = tmp_path / "model"
     save_weights(target, {"old": np.zeros(3)}, {"v": 1}, "old-model")
-    (target / "notes.txt").write_text("left by the old model")
     save_weights(target, {"new": {"w": np.ones(2, np.float16)}}, {"v": 2}, "new-model")
 
     params, meta = load_weights(target)
     assert_same_tree(params, {"new": {"w": np.ones(2, np.float16)}})
     assert meta["model_id"] == "new-model" and meta["config"] == {"v": 2}
+    assert sorted(os.listdir(target)) == ["config.json", "params.npz"]
+    assert siblings(target) == ["model"]
+
+
+def test_overwrite_keeps_user_files_unless_forced(tmp_path):
+    target = tmp_path / "model"
+    save_weights(target, {"old": np.zeros(3)}, {"v": 1}, "old-model")
+    (target / "notes.txt").write_text("left by the user")
+    with raises(f"{target} holds 'notes.txt', which is not among the files written there "
+                "(config.json, params.npz); replacing the directory would delete it; move it "
+                "elsewhere, or use --force (force=True) to replace it anyway"):
+        save_weights(target, {"new": np.ones(2)}, {"v": 2}, "new-model")
+    assert load_weights(target)[1]["model_id"] == "old-model"
+    save_weights(target, {"new": np.ones(2)}, {"v": 2}, "new-model", force=True)
+    assert load_weights(target)[1]["model_id"] == "new-model"
     assert sorted(os.listdir(target)) == ["config.json", "params.npz"]
     assert siblings(target) == ["model"]
 
@@ -277,8 +291,13 @@ def test_failed_overwrite_keeps_old_weights(tmp_path, monkeypatch):
 
 
 def test_failed_swap_restores_old_weights(tmp_path, monkeypatch):
+    # Where RENAME_EXCHANGE is unavailable the swap is two renames; if the second fails,
+    # the old directory is put back.
+    from jaxaware import atomic
+
     target = tmp_path / "model"
     save_weights(target, {"a": np.zeros(3)}, {}, "old")
+    monkeypatch.setattr(atomic, "_exchange", lambda a, b: None)
     real_rename = os.rename
     calls = []
 
@@ -293,6 +312,23 @@ def test_failed_swap_restores_old_weights(tmp_path, monkeypatch):
         save_weights(target, {"a": np.ones(3)}, {}, "new")
     monkeypatch.undo()
     assert len(calls) == 3
+    assert siblings(target) == ["model"]
+    assert load_weights(target)[1]["model_id"] == "old"
+
+
+def test_failed_exchange_keeps_old_weights(tmp_path, monkeypatch):
+    from jaxaware import atomic
+
+    target = tmp_path / "model"
+    save_weights(target, {"a": np.zeros(3)}, {}, "old")
+
+    def exchange(a, b):
+        raise PermissionError(13, "Permission denied (simulated)")
+
+    monkeypatch.setattr(atomic, "_exchange", exchange)
+    with pytest.raises(PermissionError, match="simulated"):
+        save_weights(target, {"a": np.ones(3)}, {}, "new")
+    monkeypatch.undo()
     assert siblings(target) == ["model"]
     assert load_weights(target)[1]["model_id"] == "old"
 

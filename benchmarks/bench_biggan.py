@@ -72,7 +72,7 @@ def _time(fn) -> float:
 
 
 def part_awareness_jax(args) -> dict:
-    from jaxaware.api import load
+    from jaxaware.model import load
     from jaxaware.awareness import compute_awareness
 
     model = load(args.weights)
@@ -80,7 +80,7 @@ def part_awareness_jax(args) -> dict:
     classes = list(range(args.classes))
     # First call compiles; time the second, as a user running many analyses would see.
     run = lambda cls: compute_awareness(  # noqa: E731
-        model.params, model.config, cls, args.latents, 1.0, 0, class_chunk=args.chunk
+        model, cls, args.latents, 1.0, 0, class_chunk=args.chunk
     )
     run(classes[: args.chunk])
     t0 = time.perf_counter()
@@ -128,7 +128,8 @@ def part_awareness_torch(args) -> dict:
 def part_images_jax(args) -> dict:
     import numpy as np
 
-    from jaxaware.api import generate, load
+    from jaxaware.generate import generate
+    from jaxaware.model import load
     from jaxaware.truncation import truncated_noise
 
     model = load(args.weights)

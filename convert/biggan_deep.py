@@ -26,13 +26,20 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 
 import numpy as np
 
-from jaxaware.config import PRESETS, BigGANConfig
+from convert.rules import Reader, Rule, apply_rules
+from convert.rules import conv as _conv
+from convert.rules import conv1x1 as _conv1x1
+from convert.rules import linear as _linear
 from jaxaware.errors import JaxawareError
-from jaxaware.sites import block_widths, reference_block_index
+from jaxaware.models.biggan_deep import (
+    PRESETS,
+    BigGANDeepConfig,
+    block_widths,
+    reference_block_index,
+)
 
 WEIGHTS_NAME = "pytorch_model.bin"
 CONFIG_NAME = "config.json"
@@ -44,61 +51,23 @@ def sn_sigma(weight_orig: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.float3
     return np.float32(u.astype(np.float64) @ (w @ v.astype(np.float64)))
 
 
-class _Reader:
-    """Hands out checkpoint tensors by key, checking shapes and recording what was used."""
-
-    def __init__(self, state: dict[str, np.ndarray]):
-        self.state = state
-        self.used: set[str] = set()
-
-    def take(self, key: str, shape: tuple[int, ...]) -> np.ndarray:
-        if key not in self.state:
-            raise JaxawareError(
-                f"checkpoint is missing {key!r} (expected shape {list(shape)}); "
-                "is it a BigGAN-deep checkpoint of this config?"
-            )
-        if key in self.used:
-            raise JaxawareError(f"conversion rule uses {key!r} twice")
-        value = self.state[key]
-        if tuple(value.shape) != tuple(shape):
-            raise JaxawareError(
-                f"checkpoint tensor {key!r} has shape {list(value.shape)}; "
-                f"this config expects {list(shape)}"
-            )
-        self.used.add(key)
-        return np.asarray(value, np.float32)
-
-    def sn_weight(self, prefix: str, shape: tuple[int, ...]) -> np.ndarray:
-        """A spectrally normalised weight from ``weight_orig``, ``weight_u``, ``weight_v``."""
-        w = self.take(f"{prefix}.weight_orig", shape)
-        u = self.take(f"{prefix}.weight_u", (shape[0],))
-        v = self.take(f"{prefix}.weight_v", (int(np.prod(shape[1:])),))
-        return w / sn_sigma(w, u, v)
-
-    def leftovers(self) -> list[str]:
-        return sorted(set(self.state) - self.used)
+def sn_weight(reader: Reader, prefix: str, shape: tuple[int, ...]) -> np.ndarray:
+    """A spectrally normalised weight from ``weight_orig``, ``weight_u``, ``weight_v``."""
+    w = reader.take(f"{prefix}.weight_orig", shape)
+    u = reader.take(f"{prefix}.weight_u", (shape[0],))
+    v = reader.take(f"{prefix}.weight_v", (int(np.prod(shape[1:])),))
+    sigma = sn_sigma(w, u, v)
+    if not np.isfinite(sigma) or abs(float(sigma)) < 1e-12:
+        raise JaxawareError(f"checkpoint {prefix}: spectral norm sigma = u . (W v) is "
+                            f"{float(sigma)}; the stored vectors are degenerate")
+    return w / sigma
 
 
-def _linear(w):  # [out, in] -> [in, out]
-    return np.ascontiguousarray(w.T)
-
-
-def _conv(w):  # [O, I, kh, kw] -> [kh, kw, I, O]
-    return np.ascontiguousarray(w.transpose(2, 3, 1, 0))
-
-
-def _conv1x1(w):  # [O, I, 1, 1] -> [I, O]
-    return np.ascontiguousarray(w[:, :, 0, 0].T)
-
-
-Rule = Callable[[_Reader], np.ndarray]
-
-
-def rule_table(config: BigGANConfig) -> dict[str, Rule]:
+def rule_table(config: BigGANDeepConfig) -> dict[str, Rule]:
     """``{target path: rule}`` for every parameter and statistic of the Flax model.
 
     Target paths are ``'/'``-joined, starting with the collection (``params/`` or
-    ``stats/``). Each rule reads its checkpoint tensors through a :class:`_Reader`.
+    ``stats/``). Each rule reads its checkpoint tensors through a :class:`convert.rules.Reader`.
     """
     cfg = config
     cond, ch, s = cfg.cond_dim, cfg.channel_width, cfg.n_stats
@@ -107,17 +76,17 @@ def rule_table(config: BigGANConfig) -> dict[str, Rule]:
             r.take("embeddings.weight", (cfg.z_dim, cfg.num_classes))
         ),
         "params/gen_z/kernel": lambda r: _linear(
-            r.sn_weight("generator.gen_z", (4 * 4 * cfg.width(16), cond))
+            sn_weight(r, "generator.gen_z", (4 * 4 * cfg.width(16), cond))
         ),
         "params/gen_z/bias": lambda r: r.take("generator.gen_z.bias", (4 * 4 * cfg.width(16),)),
     }
 
     def ccbn(target: str, ref: str, channels: int):
         rules[f"params/{target}/scale"] = lambda r: _linear(
-            r.sn_weight(f"{ref}.scale", (channels, cond))
+            sn_weight(r, f"{ref}.scale", (channels, cond))
         )
         rules[f"params/{target}/offset"] = lambda r: _linear(
-            r.sn_weight(f"{ref}.offset", (channels, cond))
+            sn_weight(r, f"{ref}.offset", (channels, cond))
         )
         stats(target, ref, channels)
 
@@ -126,7 +95,7 @@ def rule_table(config: BigGANConfig) -> dict[str, Rule]:
         rules[f"stats/{target}/var"] = lambda r: r.take(f"{ref}.running_vars", (s, channels))
 
     def conv(target: str, ref: str, shape: tuple[int, ...], transform):
-        rules[f"params/{target}/kernel"] = lambda r: transform(r.sn_weight(ref, shape))
+        rules[f"params/{target}/kernel"] = lambda r: transform(sn_weight(r, ref, shape))
         rules[f"params/{target}/bias"] = lambda r: r.take(f"{ref}.bias", (shape[0],))
 
     for i in range(len(cfg.layers)):
@@ -146,7 +115,7 @@ def rule_table(config: BigGANConfig) -> dict[str, Rule]:
         }.items():  # fmt: skip
             key = "o_conv" if name == "o" else name
             rules[f"params/attention/{name}/kernel"] = lambda r, key=key, o=o, i=i: _conv1x1(
-                r.sn_weight(f"{ref}.snconv1x1_{key}", (o, i, 1, 1))
+                sn_weight(r, f"{ref}.snconv1x1_{key}", (o, i, 1, 1))
             )
         rules["params/attention/gamma"] = lambda r: r.take(f"{ref}.gamma", (1,)).reshape(())
 
@@ -155,40 +124,41 @@ def rule_table(config: BigGANConfig) -> dict[str, Rule]:
     stats("bn", "generator.bn", ch)
     # sigma over all ch outputs first, then keep RGB.
     rules["params/to_rgb/kernel"] = lambda r: _conv(
-        r.sn_weight("generator.conv_to_rgb", (ch, ch, 3, 3))[:3]
+        sn_weight(r, "generator.conv_to_rgb", (ch, ch, 3, 3))[:3]
     )
     rules["params/to_rgb/bias"] = lambda r: r.take("generator.conv_to_rgb.bias", (ch,))[:3]
     return rules
 
 
-def convert_state_dict(state: dict[str, np.ndarray], config: BigGANConfig) -> dict:
+def convert_state_dict(state: dict[str, np.ndarray], config: BigGANDeepConfig) -> dict:
     """Converts a reference state dict (numpy values) to nested ``{'params', 'stats'}``."""
-    reader = _Reader(state)
-    flat = {path: rule(reader) for path, rule in rule_table(config).items()}
-    extra = reader.leftovers()
-    if extra:
-        more = f" and {len(extra) - 1} more" if len(extra) > 1 else ""
-        raise JaxawareError(
-            f"checkpoint has unexpected key {extra[0]!r}{more}; it does not fit this config"
-        )
-    from jaxaware.weights_io import unflatten_params
-
-    return unflatten_params(flat)
+    return apply_rules(rule_table(config), state, "BigGAN-deep")
 
 
-def load_reference_checkpoint(source: str) -> tuple[dict[str, np.ndarray], BigGANConfig, str]:
+def load_reference_checkpoint(
+    source: str, preset: str | None = None
+) -> tuple[dict[str, np.ndarray], BigGANDeepConfig, str]:
     """Reads ``pytorch_model.bin`` + ``config.json`` from a directory or a shortcut name.
 
     Returns ``(state dict as numpy, config, model id)``. A shortcut name
     (``biggan-deep-128/256/512``) is fetched through the reference package's own cache
-    and download code, which needs internet.
+    and download code, which needs internet. ``preset`` names the architecture of a
+    directory without ``config.json``.
     """
     import torch
 
+    config = None
+    if preset is not None:
+        if preset not in PRESETS:
+            raise JaxawareError(f"unknown BigGAN-deep preset {preset!r}; known: "
+                                f"{', '.join(PRESETS)}")
+        config = PRESETS[preset]
     if os.path.isdir(source):
         weights = os.path.join(source, WEIGHTS_NAME)
         config_file = os.path.join(source, CONFIG_NAME)
         for f in (weights, config_file):
+            if f == config_file and config is not None and not os.path.isfile(f):
+                continue
             if not os.path.isfile(f):
                 raise JaxawareError(
                     f"{source} has no {os.path.basename(f)}; a checkpoint directory holds "
@@ -203,7 +173,8 @@ def load_reference_checkpoint(source: str) -> tuple[dict[str, np.ndarray], BigGA
             f"{source!r} is neither a directory nor a known model name; give a directory with "
             f"{WEIGHTS_NAME} and {CONFIG_NAME}, or one of: {', '.join(PRESETS)}"
         )
-    config = BigGANConfig.from_json_file(config_file)
+    if config is None:
+        config = BigGANDeepConfig.from_json_file(config_file)
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for a damaged file
@@ -213,7 +184,21 @@ def load_reference_checkpoint(source: str) -> tuple[dict[str, np.ndarray], BigGA
         ) from None
     if not isinstance(state, dict):
         raise JaxawareError(f"{weights} holds a {type(state).__name__}, not a state dict")
-    return {k: v.detach().cpu().numpy() for k, v in state.items()}, config, model_id
+    return tensors_to_numpy(state, weights), config, model_id
+
+
+def tensors_to_numpy(state: dict, where: str) -> dict[str, np.ndarray]:
+    """A state dict's tensors as float32 NumPy (float16/bfloat16 upcast); names any entry
+    that is not a tensor."""
+    import torch
+
+    out = {}
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise JaxawareError(f"{where}: entry {key!r} is a {type(value).__name__}, not a "
+                                "tensor; a state dict holds tensors only")
+        out[key] = value.detach().cpu().to(torch.float32).numpy()
+    return out
 
 
 def _download(name: str) -> tuple[str, str]:
@@ -235,7 +220,7 @@ def _download(name: str) -> tuple[str, str]:
         ) from None
 
 
-def convert(source: str, out: str) -> str:
+def convert(source: str, out: str, force: bool = False, preset: str | None = None) -> str:
     """Converts a checkpoint (directory or shortcut name) and writes a jaxaware weights dir.
 
     The output is written atomically by :func:`jaxaware.weights_io.save_weights`; on any
@@ -243,7 +228,7 @@ def convert(source: str, out: str) -> str:
     """
     from jaxaware.weights_io import save_weights
 
-    state, config, model_id = load_reference_checkpoint(source)
+    state, config, model_id = load_reference_checkpoint(source, preset)
     variables = convert_state_dict(state, config)
     return save_weights(
         out,
@@ -251,9 +236,11 @@ def convert(source: str, out: str) -> str:
         config=config.to_reference_dict(),
         model_id=model_id,
         extra={"source": "pytorch_pretrained_biggan", "converted_from": str(source)},
+        family="biggan-deep",
+        force=force,
     )
 
 
-def config_json(config: BigGANConfig) -> str:
+def config_json(config: BigGANDeepConfig) -> str:
     """The reference ``config.json`` text (2-space indent, sorted keys)."""
     return json.dumps(config.to_reference_dict(), indent=2, sort_keys=True) + "\n"

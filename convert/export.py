@@ -4,7 +4,7 @@ The inverse of :mod:`convert.biggan_deep`: ``export(model, directory)`` writes
 ``pytorch_model.bin`` (``torch.save`` of a state dict with exactly the reference model's
 keys and shapes) and ``config.json`` (the reference format), so that
 ``pytorch_pretrained_biggan.BigGAN.from_pretrained(directory).eval()`` computes what
-:func:`jaxaware.api.generate` computes, and converting the export back gives our params
+:func:`jaxaware.generate` computes, and converting the export back gives our params
 bit for bit.
 
 Spectral norm. Our weights ``W`` are already spectrally normalised. We store
@@ -38,9 +38,9 @@ import numpy as np
 
 from convert.biggan_deep import CONFIG_NAME, WEIGHTS_NAME, config_json, sn_sigma
 from jaxaware.atomic import atomic_directory
-from jaxaware.config import BigGANConfig
+from jaxaware.models import BigGANDeepConfig
 from jaxaware.errors import JaxawareError
-from jaxaware.sites import block_widths, reference_block_index
+from jaxaware.models.biggan_deep import block_widths, reference_block_index
 
 __all__ = ["export", "export_state_dict", "main", "unit_sigma_vectors"]
 
@@ -95,7 +95,7 @@ def _conv1x1(k):  # [I, O] -> [O, I, 1, 1]
     return np.ascontiguousarray(np.asarray(k, np.float32).T[:, :, None, None])
 
 
-def export_state_dict(variables: dict, config: BigGANConfig) -> dict[str, np.ndarray]:
+def export_state_dict(variables: dict, config: BigGANDeepConfig) -> dict[str, np.ndarray]:
     """Our ``{'params', 'stats'}`` as a reference state dict of float32 numpy arrays."""
     params, stats = variables["params"], variables["stats"]
     cfg = config
@@ -154,7 +154,7 @@ def export_state_dict(variables: dict, config: BigGANConfig) -> dict[str, np.nda
     return state
 
 
-def _check_shapes(state: dict[str, np.ndarray], cfg: BigGANConfig) -> None:
+def _check_shapes(state: dict[str, np.ndarray], cfg: BigGANDeepConfig) -> None:
     """A few shapes the reference needs that a wrong config would break silently."""
     want = {"embeddings.weight": (cfg.z_dim, cfg.num_classes),
             "generator.gen_z.weight_orig": (4 * 4 * cfg.width(16), cfg.cond_dim)}
@@ -169,7 +169,7 @@ def _check_shapes(state: dict[str, np.ndarray], cfg: BigGANConfig) -> None:
                                 f"expects {list(shape)}")
 
 
-def _reference_model(config: BigGANConfig, state: dict[str, np.ndarray]):
+def _reference_model(config: BigGANDeepConfig, state: dict[str, np.ndarray]):
     """A fresh reference ``BigGAN`` holding ``state`` (strict load: same keys and shapes)."""
     import torch
     from pytorch_pretrained_biggan import BigGAN
@@ -193,7 +193,7 @@ def _reference_model(config: BigGANConfig, state: dict[str, np.ndarray]):
 
 
 def export(model, directory: str | os.PathLike) -> Path:
-    """Write ``model`` (a :class:`jaxaware.api.BigGAN`) as a reference checkpoint directory.
+    """Write ``model`` (a :class:`jaxaware.Model`) as a reference checkpoint directory.
 
     ``directory`` gets ``pytorch_model.bin`` and ``config.json``; it is built in a
     temporary sibling directory and renamed into place (an existing checkpoint directory
@@ -237,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("weights", help="jaxaware weights directory (params.npz + config.json)")
     p.add_argument("out", help="output checkpoint directory")
     args = p.parse_args(argv)
-    from jaxaware.api import load
+    from jaxaware.model import load
 
     try:
         out = export(load(args.weights), args.out)

@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from jaxaware.api import load
+from jaxaware.model import load
 from jaxaware.errors import JaxawareError
 from jaxaware.train.evaluate import evaluate, format_table, save_json
 

@@ -8,7 +8,7 @@ The run is a function of the config (seeds included). It checkpoints to
 ``OUT/checkpoint`` every ``checkpoint_every`` steps and resumes from there when started
 again with the same config; the final model (EMA generator, spectral norm folded, 51
 standing-statistics rows, the toy world's 16 class names) goes to ``OUT/model``, loadable
-with ``jaxaware.api.load``. Evaluate it with ``experiments/evaluate_default_model.py``.
+with ``jaxaware.load``. Evaluate it with ``experiments/evaluate_default_model.py``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import json
 import sys
 import time
 
-from jaxaware.config import BigGANConfig
+from jaxaware.models import BigGANDeepConfig
 from jaxaware.errors import JaxawareError
 from jaxaware.train import TrainConfig, train
 
@@ -32,7 +32,7 @@ DEFAULT_LAYERS = (
 CONFIGS = {
     # ~2 steps/s on 2 shared CPU cores (measured: 0.48 s/step, load ~2.8): ~1.4 h.
     "default": TrainConfig(
-        model=BigGANConfig(layers=DEFAULT_LAYERS, output_dim=32, z_dim=64, class_embed_dim=64,
+        model=BigGANDeepConfig(layers=DEFAULT_LAYERS, output_dim=32, z_dim=64, class_embed_dim=64,
                            channel_width=8, num_classes=16, attention_layer_position=4),
         d_ch=16, batch_size=64, steps=10000, lr_g=1e-4, lr_d=4e-4, d_steps=1,
         ema_decay=0.999, ema_start=1000, seed=0, data_seed=1, checkpoint_every=500,
@@ -40,7 +40,7 @@ CONFIGS = {
     ),
     # The tests' tiny architecture, 6 steps, fast XLA compile: ~25 s in all.
     "smoke": TrainConfig(
-        model=BigGANConfig(layers=((True, 16, 8), (True, 8, 4), (False, 4, 2), (True, 2, 1)),
+        model=BigGANDeepConfig(layers=((True, 16, 8), (True, 8, 4), (False, 4, 2), (True, 2, 1)),
                            output_dim=32, z_dim=8, class_embed_dim=8, channel_width=4,
                            num_classes=16, attention_layer_position=2),
         d_ch=4, batch_size=8, steps=6, checkpoint_every=3, log_every=2, ema_start=0,

@@ -1,5 +1,5 @@
 """Channel awareness (He et al., *Interpreting Class Conditional GANs with Channel Awareness*,
-Sec. 2.2) for every CCBN channel of a BigGAN-deep generator and a set of classes.
+Sec. 2.2) for every CCBN channel of a generator of any family and a set of classes.
 
 For class ``k``, latent ``z`` and channel ``c``, the probe is ``t = -beta / gamma``. Over
 ``N`` latents (the same latents for every class):
@@ -10,9 +10,10 @@ For class ``k``, latent ``z`` and channel ``c``, the probe is ``t = -beta / gamm
   normalised inputs *below* ``t`` and the paper's reading of ``t`` is inverted; the paper
   ignores this case, we report it.
 
-Cost. Both maps are affine in the condition vector ``c = [z, e]``:
-``gamma = (1 + z @ S_z) + e @ S_e`` and ``beta = z @ O_z + e @ O_e``. We compute the latent
-parts ``[N, C]`` and the class parts ``[K, C]`` once with matmuls,
+Cost. Both maps are affine in the latent and the class features (the family's
+:class:`~jaxaware.models.family.AffineMaps`): ``gamma = (1 + z @ S_z) + e @ S_e`` and
+``beta = z @ O_z + e @ O_e``. We compute the latent parts ``[N, C]`` and the class parts
+``[K, C]`` once with matmuls,
 ``O((N + K) * D * C)``, and then only add, divide and accumulate, ``O(N * K * C)``. The
 accumulation runs over latents in a ``fori_loop`` on a block of ``class_chunk`` classes x
 all channels, 8 latents per step in one fused kernel, summing ``t - s`` and ``(t - s)^2``
@@ -31,10 +32,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxaware.atomic import atomic_write
-from jaxaware.config import BigGANConfig
 from jaxaware.errors import JaxawareError
+from jaxaware.models import family_of
 from jaxaware.sites import site_offsets, site_table
-from jaxaware.truncation import check_truncation, truncated_noise
+from jaxaware.truncation import check_truncation
 
 FILE_KEYS = (
     "category", "latent", "flip_fraction", "classes", "site_names", "site_offsets",
@@ -119,21 +120,32 @@ class Awareness:
         )
 
 
-def stacked_ccbn_kernels(params: dict, config: BigGANConfig) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """All sites' ``scale`` and ``offset`` kernels side by side: two ``[2 z_dim, C_total]``."""
-    sites = site_table(config)
-    scale = [params[f"block{s.block}"][f"bn{s.bn}"]["scale"] for s in sites]
-    offset = [params[f"block{s.block}"][f"bn{s.bn}"]["offset"] for s in sites]
-    return jnp.concatenate(scale, axis=1), jnp.concatenate(offset, axis=1)
+def probes(config, params: dict, z, classes) -> dict[str, dict]:
+    """Probes-only path: ``{site: {t, gamma, beta}}`` ``[B, C]`` with no convolution.
 
-
-def probes(params: dict, config: BigGANConfig, z, class_vector) -> dict[str, dict]:
-    """Probes-only path: ``{site: {t, gamma, beta}}`` from ``(z, class)`` with no convolution."""
-    c = jnp.concatenate([z, class_vector @ params["embedding"]], axis=-1)
+    A pure function (jit it with ``config`` static, vmap it, differentiate it): ``z``
+    ``[B, z_dim]``; ``classes`` integer labels ``[B]``, class vectors ``[B, num_classes]``
+    or per-block class vectors ``[B, n_blocks, num_classes]``.
+    """
+    affine = family_of(config).affine_maps(params, config)
+    y = jnp.asarray(classes)
+    if jnp.issubdtype(y.dtype, jnp.integer):
+        y = jax.nn.one_hot(y, config.num_classes, dtype=jnp.float32)
+    if y.ndim not in (2, 3) or y.shape[-1] != config.num_classes:
+        raise JaxawareError(
+            f"classes must be labels [B], class vectors [B, {config.num_classes}] or "
+            f"[B, {config.n_blocks}, {config.num_classes}]; got {list(y.shape)}")
+    if jnp.ndim(z) != 2 or jnp.shape(z)[1] != config.z_dim:
+        raise JaxawareError(f"latents must have shape [B, {config.z_dim}]; got "
+                            f"{list(jnp.shape(z))}")
+    gain_z, bias_z = z @ affine.gain_latent, z @ affine.bias_latent
     out = {}
+    e_all = affine.embed(y) if y.ndim == 2 else None
     for s in site_table(config):
-        bn = params[f"block{s.block}"][f"bn{s.bn}"]
-        gamma, beta = 1 + c @ bn["scale"], c @ bn["offset"]
+        cols = slice(s.offset, s.offset + s.channels)
+        e = e_all if e_all is not None else affine.embed(y[:, s.block])
+        gamma = 1 + gain_z[:, cols] + e @ affine.gain_class[:, cols]
+        beta = bias_z[:, cols] + e @ affine.bias_class[:, cols]
         out[s.name] = {"t": -beta / gamma, "gamma": gamma, "beta": beta}
     return out
 
@@ -149,7 +161,7 @@ def _row_blocks(n: int):
     return n // _ROWS, n % _ROWS
 
 
-def _moments(a_s, a_o, b_s, b_o):
+def awareness_moments(a_s, a_o, b_s, b_o):
     """Mean and M2 of ``t = -(a_o + b_o) / (a_s + b_s)`` over the rows of ``a``.
 
     ``a_*``: ``[N, C]`` latent parts; ``b_*``: ``[K, C]`` class parts. Returns ``(mean, m2)``
@@ -191,7 +203,7 @@ def _moments(a_s, a_o, b_s, b_o):
     return shift + mean_d, m2
 
 
-def _flip_counts(a_s, b_s):
+def flip_counts(a_s, b_s):
     """``#{n : a_s[n] + b_s[k] <= 0}`` per class and channel (int32 ``[K, C]``).
 
     In float32 ``a + b <= 0`` is exactly ``a <= -b`` (rounding is monotone and keeps the
@@ -218,57 +230,64 @@ def _flip_counts(a_s, b_s):
 
 
 @jax.jit
-def _chunk_awareness(a_s, a_o, b_s, b_o):
-    """``(category, latent, flip count)`` ``[K, C]`` for one chunk of classes."""
-    mean, m2 = _moments(a_s, a_o, b_s, b_o)
-    return -mean, m2 / a_s.shape[0], _flip_counts(a_s, b_s)
+def chunk_awareness(a_s, a_o, b_s, b_o):
+    """``(category, latent, flip count)`` ``[K, C]`` for one chunk of classes, from the
+    latent parts ``a_s = 1 + z @ S_z``, ``a_o = z @ O_z`` ``[N, C]`` and the class parts
+    ``b_s``, ``b_o`` ``[K, C]`` (pure; what :func:`compute_awareness` runs per chunk)."""
+    mean, m2 = awareness_moments(a_s, a_o, b_s, b_o)
+    return -mean, m2 / a_s.shape[0], flip_counts(a_s, b_s)
 
 
 def compute_awareness(
-    params: dict,
-    config: BigGANConfig,
+    model,
     classes=None,
     num_latents: int = 1000,
     truncation: float = 1.0,
     seed: int = 0,
     latents=None,
-    model_id: str = "",
     class_chunk: int = 100,
     progress: bool = False,
 ) -> Awareness:
-    """Category and latent awareness of every CCBN channel for ``classes`` (default all).
+    """Category and latent awareness of every CCBN channel of ``model`` for ``classes``
+    (default all).
 
-    Latents are ``truncation * truncnorm(-2, 2)`` drawn from ``seed`` as
-    :func:`jaxaware.truncation.truncated_noise` (the reference package's convention), the
-    same for every class; or pass ``latents`` ``[N, z_dim]`` yourself (``seed`` is then
-    recorded as -1). Truncation only scales the latents: probes do not depend on the
-    batch-norm statistics. Classes are processed ``class_chunk`` at a time, so memory is
-    ``O((N + class_chunk) * C)``.
+    Latents are drawn from ``seed`` with the family's sampler at ``truncation`` (BigGAN-deep:
+    ``truncation * truncnorm(-2, 2)`` as the reference package; BigGAN: ``truncation *
+    N(0, 1)``), the same for every class; or pass ``latents`` ``[N, z_dim]`` yourself
+    (``seed`` is then recorded as -1). Truncation only scales the latents: probes do not
+    depend on the batch-norm statistics. Classes are processed ``class_chunk`` at a time, so
+    memory is ``O((N + class_chunk) * C)``.
     """
+    config = model.config
+    family = family_of(config)
     truncation = check_truncation(truncation)
     classes = _check_classes(classes, config)
     if latents is None:
-        if int(num_latents) != num_latents or num_latents < 1:
+        if isinstance(num_latents, bool) or int(num_latents) != num_latents or num_latents < 1:
             raise JaxawareError(f"num_latents must be a positive integer; got {num_latents!r}")
-        z = truncated_noise(int(num_latents), config.z_dim, truncation, seed)
+        z = family.sample_latents(int(num_latents), config, truncation, seed)
     else:
-        z = np.asarray(latents, np.float32)
+        z = np.asarray(latents)
         if z.ndim != 2 or z.shape[1] != config.z_dim or z.shape[0] < 1:
             raise JaxawareError(
                 f"latents must have shape [N, {config.z_dim}] with N >= 1; got {z.shape}"
             )
+        if z.dtype.kind not in "biuf":
+            raise JaxawareError(f"latents must be real numbers; got dtype {z.dtype}")
+        z = z.astype(np.float32)
         seed = -1
-    n, zd = z.shape
-    scale, offset = stacked_ccbn_kernels(params, config)
-    total = scale.shape[1]
+    if not np.isfinite(z).all():
+        raise JaxawareError("latents contain NaN or infinity; give finite values")
+    n = z.shape[0]
+    affine = family.affine_maps(model.params, config)
+    total = affine.gain_latent.shape[1]
     # Latent parts [N, C] and class parts [K, C]: the only matmuls.
-    a_s = 1.0 + jnp.asarray(z) @ scale[:zd]
-    a_o = jnp.asarray(z) @ offset[:zd]
-    emb = jnp.asarray(params["embedding"])[classes]
-    b_s, b_o = emb @ scale[zd:], emb @ offset[zd:]
+    a_s = 1.0 + jnp.asarray(z) @ affine.gain_latent
+    a_o = jnp.asarray(z) @ affine.bias_latent
+    b_s, b_o = affine.class_parts(classes)
 
     k = len(classes)
-    if int(class_chunk) != class_chunk or class_chunk < 1:
+    if isinstance(class_chunk, bool) or int(class_chunk) != class_chunk or class_chunk < 1:
         raise JaxawareError(f"class_chunk must be a positive integer; got {class_chunk!r}")
     class_chunk = min(int(class_chunk), k)
     out = [np.empty((k, total), dtype) for dtype in (np.float32, np.float32, np.int64)]
@@ -281,7 +300,7 @@ def compute_awareness(
 
     def launch(start):  # the last chunk is padded to full size: one compilation
         rows = np.arange(start, start + class_chunk) % k
-        return _chunk_awareness(a_s, a_o, b_s[rows], b_o[rows])
+        return chunk_awareness(a_s, a_o, b_s[rows], b_o[rows])
 
     pending = launch(starts[0])
     for i, start in enumerate(starts):
@@ -307,11 +326,11 @@ def compute_awareness(
         num_latents=n,
         truncation=truncation,
         seed=int(seed),
-        model_id=model_id,
+        model_id=model.model_id,
     )
 
 
-def _check_classes(classes, config: BigGANConfig) -> np.ndarray:
+def _check_classes(classes, config) -> np.ndarray:
     if classes is None:
         return np.arange(config.num_classes)
     arr = np.atleast_1d(np.asarray(classes))

@@ -302,29 +302,36 @@ def one_hot(labels, num_classes: int) -> np.ndarray:
     return out
 
 
-def to_class_vectors(labels_or_vectors, num_classes: int) -> np.ndarray:
+def to_class_vectors(labels_or_vectors, num_classes: int, n_blocks: int | None = None):
     """The generator's class-conditioning input from labels or from class vectors.
 
     Args:
-      labels_or_vectors: either integer labels of shape ``[B]`` (one-hot encoded) or class
-        vectors of shape ``[B, num_classes]`` (e.g. mixtures of classes; passed through).
+      labels_or_vectors: integer labels of shape ``[B]`` (one-hot encoded), class vectors
+        of shape ``[B, num_classes]`` (e.g. mixtures of classes; passed through) or, when
+        ``n_blocks`` is given, per-block class vectors ``[B, n_blocks, num_classes]``.
       num_classes: the model's number of classes.
+      n_blocks: the model's number of blocks (None: per-block vectors are not accepted).
 
     Returns:
-      float32 array of shape ``[B, num_classes]``.
+      float32 array of shape ``[B, num_classes]`` or ``[B, n_blocks, num_classes]``.
     """
     num_classes = _check_num_classes(num_classes)
     array = np.asarray(labels_or_vectors)
+    per_block = f", or per-block class vectors [B, {n_blocks}, {num_classes}]" if n_blocks else ""
     if array.ndim == 1:
         if array.size and array.dtype.kind not in "iu":
             raise JaxawareError(f"class labels of shape [B] must be integers; got dtype "
                                 f"{array.dtype} (or give class vectors of shape "
                                 f"[B, {num_classes}])")
         return one_hot(array, num_classes)
-    if array.ndim != 2:
+    if array.ndim == 3 and n_blocks:
+        if array.shape[1:] != (n_blocks, num_classes):
+            raise JaxawareError(f"per-block class vectors must have shape [B, {n_blocks}, "
+                                f"{num_classes}] ({n_blocks} blocks); got {list(array.shape)}")
+    elif array.ndim != 2:
         raise JaxawareError(f"class input must be integer labels of shape [B] or class vectors "
-                            f"of shape [B, {num_classes}]; got {array.shape}")
-    if array.shape[1] != num_classes:
+                            f"of shape [B, {num_classes}]{per_block}; got {array.shape}")
+    elif array.shape[1] != num_classes:
         raise JaxawareError(f"class vectors must have shape [B, {num_classes}]; got "
                             f"{array.shape}")
     if array.dtype.kind not in "biuf":

@@ -34,25 +34,27 @@ def image_grid(images: np.ndarray, rows: int, pad: int = 2) -> np.ndarray:
 
 
 def _load_model(path: str):
-    from jaxaware.api import load
+    from jaxaware.model import load
 
     return load(path)
 
 
 def cmd_convert(args) -> None:
     try:
-        from convert.biggan_deep import convert
+        from convert import convert
+
+        out = convert(args.source, args.out, preset=args.preset, config_file=args.config,
+                      force=args.force)
     except ImportError as e:  # torch or the reference package missing
         raise JaxawareError(
             f"jaxaware convert needs PyTorch and pytorch-pretrained-biggan ({e.name} is missing);"
             " install torch==2.13.0 first, then pip install 'jaxaware[torch]'"
         ) from None
-    out = convert(args.source, args.out)
     print(f"wrote {out}")
 
 
 def cmd_sample(args) -> None:
-    from jaxaware.api import sample, to_uint8
+    from jaxaware.generate import sample, to_uint8
 
     model = _load_model(args.weights)
     classes = model.resolve_classes(args.classes)
@@ -73,13 +75,11 @@ def cmd_awareness(args) -> None:
     model = _load_model(args.weights)
     classes = model.resolve_classes(args.classes)
     aw = compute_awareness(
-        model.params,
-        model.config,
+        model,
         classes=classes,
         num_latents=args.num_latents,
         truncation=args.truncation,
         seed=args.seed,
-        model_id=model.model_id,
         progress=not args.quiet,
     )
     aw.save(args.out)
@@ -95,21 +95,14 @@ def cmd_awareness(args) -> None:
 
 
 def cmd_sites(args) -> None:
-    from jaxaware.config import PRESETS
+    from jaxaware.models import PRESETS
     from jaxaware.sites import format_site_table
 
     if args.weights in PRESETS:
         config = PRESETS[args.weights]
     else:
-        from jaxaware.api import DEFAULT_MODEL
-
-        args.weights = args.weights or DEFAULT_MODEL
-        from jaxaware.config import BigGANConfig
-        from jaxaware.weights_io import load_weights
-
         # The table needs only the architecture, but loading verifies the file too.
-        _, meta = load_weights(args.weights)
-        config = BigGANConfig.from_reference_dict(meta["config"])
+        config = _load_model(args.weights).config
     print(format_site_table(config))
 
 
@@ -141,21 +134,31 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
-        prog="jaxaware", description="Channel awareness for class-conditional BigGAN in JAX."
+        prog="jaxaware",
+        description="Channel awareness for class-conditional BigGAN and BigGAN-deep in JAX.",
     )
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    c = sub.add_parser("convert", help="convert a pytorch_pretrained_biggan checkpoint")
-    c.add_argument("source", help="directory with pytorch_model.bin + config.json, or a name "
-                   "(biggan-deep-128/256/512; downloads, needs internet)")
+    c = sub.add_parser("convert", help="convert a BigGAN-deep or BigGAN PyTorch checkpoint")
+    c.add_argument("source", help="a pytorch_pretrained_biggan directory (pytorch_model.bin + "
+                   "config.json), a BigGAN-PyTorch directory (G_ema.pth or G.pth, with "
+                   "state_dict.pth), or a name (biggan-deep-128/256/512; downloads, needs "
+                   "internet)")
     c.add_argument("out", help="output weights directory")
+    c.add_argument("--preset", default=None, help="architecture by name when the directory "
+                   "does not say it (biggan-128-138k, biggan-128/256/512, biggan-deep-*)")
+    c.add_argument("--config", default=None, help="a JSON file with the architecture's keys "
+                   "(BigGAN-PyTorch training arguments) instead of state_dict.pth")
+    c.add_argument("--force", action="store_true", help="replace an existing weights directory "
+                   "even if it holds files jaxaware did not write")
     c.set_defaults(run=cmd_convert)
 
     def model_command(name, help, classes, out, run):
         """A command that runs a model: weights, classes, truncation, seed, output."""
         cmd = sub.add_parser(name, help=help)
         cmd.add_argument("weights", nargs="?", default=None,
-                         help="weights directory (default: the shipped toy-world model)")
+                         help="weights directory or a shipped model's name (default: the "
+                         "shipped toy-world model)")
         cmd.add_argument("--classes", default=classes,
                          help=f'indices or names, e.g. 207,"golden retriever", or all '
                          f"(default: {classes})")
@@ -178,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("sites", help="table of probe/intervention sites")
     t.add_argument("weights", nargs="?", default=None,
-                   help="weights directory or a model name such as biggan-deep-256 "
+                   help="weights directory, a shipped model or an architecture name such "
+                   "as biggan-256 or biggan-deep-256 "
                    "(default: the shipped toy-world model)")
     t.set_defaults(run=cmd_sites)
     return p

@@ -1,243 +1,162 @@
-"""The BigGAN-deep generator in Flax, with CCBN probes and interventions as plain data.
+"""A model as plain data (family config + variables + class names), loaded and saved.
 
-Forward math follows ``pytorch_pretrained_biggan`` in eval mode (see
-``shared/reference/biggan-checkpoints.md`` part A.3); the vocabulary (NHWC, blocks,
-sites, condition vector, truncation) is in :mod:`jaxaware.config`.
-
-Parameter tree (collection ``params``; the statistics live in collection ``stats``)::
-
-    embedding                      [num_classes, z_dim]        class vector -> e
-    gen_z/kernel, gen_z/bias       [2 z_dim, 16 * 16 ch], [..]  c -> 4x4 map (HWC order)
-    block{i}/bn{k}/scale|offset    [2 z_dim, C]                 gamma = 1 + c @ scale
-    block{i}/conv0|conv3/kernel    [C_in, C_out]                1x1 convs as matrices
-    block{i}/conv1|conv2/kernel    [3, 3, C_in, C_out]
-    block{i}/conv{k}/bias          [C_out]
-    attention/theta|phi|g|o/kernel [C_in, C_out]                1x1, no bias
-    attention/gamma                []
-    bn/scale, bn/bias              [ch]                         final, unconditional BN
-    to_rgb/kernel, to_rgb/bias     [3, 3, ch, 3], [3]           reference keeps ch outputs
-    stats: block{i}/bn{k}/mean|var, bn/mean|var                 [n_stats, C]
-
-Every weight is already spectrally normalised (``W / sigma`` folded in at conversion).
+:class:`Model` is what :func:`load` returns and every host-side function takes; the pure
+generator function is :func:`jaxaware.generate.forward`. A weights directory records its
+family (``config.json``'s ``family``; directories written before families existed hold
+BigGAN-deep and have none). Loading checks every parameter against the family's tree
+(present, exact shape, float dtype) before anything runs.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import functools
+import os
+from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from jaxaware.config import BigGANConfig
-from jaxaware.interventions import ChannelEdit
-from jaxaware.sites import block_widths
+from jaxaware.classes import imagenet_class_aliases, resolve_classes
+from jaxaware.errors import JaxawareError
+from jaxaware.models import Family, config_from_dict, family_of
+from jaxaware.weights_io import load_weights, save_weights
 
-_init = nn.initializers.normal(0.02)
+__all__ = ["Model", "load", "init_random", "variable_shapes", "check_variables",
+           "resolve_weights_path", "SHIPPED_MODELS", "DEFAULT_MODEL"]
+
+_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+#: Models that ship with the package, by name (accepted wherever a weights path is).
+SHIPPED_MODELS = {"toyworld-biggan-deep": os.path.join(_DATA, "default_model")}
+#: The model ``load()`` and the CLI use when no weights are given.
+DEFAULT_MODEL = SHIPPED_MODELS["toyworld-biggan-deep"]
 
 
 @dataclasses.dataclass(frozen=True)
-class Capture:
-    """What the generator returns besides the image; hashable, so a static jit argument.
+class Model:
+    """A generator's architecture and weights (``variables = {'params', 'stats'}``)."""
 
-    ``probes``: per site ``t = -beta / gamma``, ``gamma`` and ``beta`` ``[B, C]``.
-    ``features``: per site the post-CCBN-ReLU feature map ``[B, H, W, C]`` (after any
-    intervention at that site). ``sites``: a tuple of site names to keep; None keeps all.
+    config: Any
+    variables: dict
+    model_id: str = ""
+    class_names: tuple | None = None  # one entry (name or alias tuple) per class
+
+    @property
+    def family(self) -> Family:
+        return family_of(self.config)
+
+    @property
+    def params(self) -> dict:
+        return self.variables["params"]
+
+    def resolve_classes(self, spec) -> list[int]:
+        """Class indices from ``'207,"golden retriever"'``, a list, or ``'all'``."""
+        return resolve_classes(spec, self.class_names, self.config.num_classes)
+
+    def save(self, path: str, extra: dict | None = None, force: bool = False) -> str:
+        extra = dict(extra or {})
+        if self.class_names is not None and self.config.num_classes != 1000:
+            extra["class_names"] = [n if isinstance(n, str) else n[0] for n in self.class_names]
+        return save_weights(path, self.variables, self.config.to_dict(), self.model_id, extra,
+                            family=self.family.name, force=force)
+
+
+def _default_names(config, extra: dict) -> tuple | None:
+    if "class_names" in extra:
+        return tuple(extra["class_names"])
+    if config.num_classes == 1000:
+        return imagenet_class_aliases()
+    return None
+
+
+def resolve_weights_path(path: str | None) -> str:
+    """A weights directory from a path, a shipped model's name, or None (the default)."""
+    if path is None:
+        path = DEFAULT_MODEL
+    elif path in SHIPPED_MODELS:
+        path = SHIPPED_MODELS[path]
+    else:
+        return path
+    if not os.path.isdir(path):
+        raise JaxawareError("no default model ships with this installation; give a weights "
+                            "directory")
+    return path
+
+
+def load(path: str | None = None) -> Model:
+    """Loads a weights directory (from ``jaxaware convert`` or training), or a shipped model
+    by name (``toyworld-biggan-deep``); with no path, the default shipped model. The
+    checksum and every parameter's presence, shape and dtype are verified."""
+    path = resolve_weights_path(path)
+    variables, meta = load_weights(path)
+    config = config_from_dict(meta["config"], meta.get("family"))
+    extra = meta.get("extra") or {}
+    check_variables(config, variables, where=str(path))
+    return Model(config, variables, meta.get("model_id", ""), _default_names(config, extra))
+
+
+@functools.lru_cache(maxsize=32)
+def variable_shapes(config) -> dict:
+    """``{'params', 'stats'}`` of ``jax.ShapeDtypeStruct`` for a config (nothing computed)."""
+    family = family_of(config)
+    blend = tuple(map(jnp.asarray, family.stats_blend(config, 1.0)))
+    z = jnp.zeros((1, config.z_dim))
+    y = jnp.zeros((1, config.num_classes))
+    return jax.eval_shape(family.generator(config).init, jax.random.PRNGKey(0), z, y, blend)
+
+
+def check_variables(config, variables, where: str = "variables") -> None:
+    """Raises unless ``variables`` has exactly the family's leaves, shapes and float dtypes."""
+    if not isinstance(variables, dict):
+        raise JaxawareError(f"{where}: variables must be a dict {{'params', 'stats'}}")
+    want = {jax.tree_util.keystr(p): s for p, s in
+            jax.tree_util.tree_leaves_with_path(variable_shapes(config))}
+    got = {jax.tree_util.keystr(p): v for p, v in jax.tree_util.tree_leaves_with_path(variables)}
+    title = family_of(config).title
+    for key, spec in want.items():
+        if key not in got:
+            raise JaxawareError(f"{where} lacks parameter {_path(key)} of shape "
+                                f"{list(spec.shape)}; it does not match its {title} config")
+        shape, dtype = np.shape(got[key]), np.asarray(got[key]).dtype
+        if tuple(shape) != tuple(spec.shape):
+            raise JaxawareError(f"{where}: parameter {_path(key)} has shape {list(shape)}; its "
+                                f"{title} config expects {list(spec.shape)}")
+        if dtype.kind != "f":
+            raise JaxawareError(f"{where}: parameter {_path(key)} has dtype {dtype}; parameters "
+                                "must be floating point")
+    extra = sorted(set(got) - set(want))
+    if extra:
+        raise JaxawareError(f"{where} has unexpected parameter {_path(extra[0])}; it does not "
+                            f"match its {title} config")
+
+
+def _path(keystr: str) -> str:
+    """``"['params']['block0']['bn0']"`` -> ``params/block0/bn0``."""
+    return "/".join(part.strip("'\"") for part in keystr.strip("[]").split("]["))
+
+
+def init_random(config, seed: int = 0, class_names=None) -> Model:
+    """A model with random weights: for tests, demos and as a training start.
+
+    Kernels and embeddings are ``normal(0, 0.02)``, biases 0, the output BN scale 1,
+    statistics mean 0 / variance 1 in every row, attention gamma 0 (as Flax's initialisers
+    would give). Filled from NumPy on the host: Flax's own ``init`` compiles a random
+    kernel per parameter, which takes tens of seconds on a CPU even for a tiny model.
     """
+    rng = np.random.default_rng(seed)
 
-    probes: bool = True
-    features: bool = False
-    sites: tuple[str, ...] | None = None
+    def fill(path, leaf):
+        name = jax.tree_util.keystr(path)
+        if "'stats'" in name:
+            return np.full(leaf.shape, 1.0 if "'var'" in name else 0.0, np.float32)
+        if name.endswith("['bias']") or name.endswith("['gamma']"):
+            return np.zeros(leaf.shape, np.float32)
+        if name.endswith("['bn']['scale']"):
+            return np.ones(leaf.shape, np.float32)
+        return (0.02 * rng.standard_normal(leaf.shape)).astype(np.float32)
 
-    def wants(self, site: str) -> bool:
-        return (self.probes or self.features) and (self.sites is None or site in self.sites)
+    variables = jax.tree_util.tree_map_with_path(fill, variable_shapes(config))
+    names = class_names if class_names is not None else _default_names(config, {})
+    return Model(config, variables, f"random-{seed}", names)
 
-
-NOTHING = Capture(probes=False)
-
-
-def _blend(table: jnp.ndarray, blend) -> jnp.ndarray:
-    rows, weights = blend
-    return table[rows[0]] * weights[0] + table[rows[1]] * weights[1]
-
-
-class CCBN(nn.Module):
-    """Class-conditional batch norm: ``(x - mu_t) / sqrt(var_t + eps) * gamma + beta``.
-
-    ``gamma = 1 + c @ scale`` and ``beta = c @ offset`` (no bias). The channel probe of the
-    paper (Sec. 2.2, Eq. 3) is ``t = -beta / gamma``: with ``gamma > 0`` the following
-    ReLU keeps exactly the normalised inputs above ``t``.
-
-    With ``train=True`` (training only) ``mu_t``/``var_t`` are replaced by the batch mean
-    and (biased) variance over N, H, W, the stored statistics are neither read nor
-    created, and the batch mean and unbiased variance are sown into collection
-    ``batch_stats`` (``mean``/``var``, paths as in ``stats``) for standing statistics.
-    """
-
-    channels: int
-    n_stats: int
-    eps: float
-    train: bool = False
-
-    @nn.compact
-    def __call__(self, x, c, blend):
-        cond_dim = c.shape[-1]
-        scale = self.param("scale", _init, (cond_dim, self.channels))
-        offset = self.param("offset", _init, (cond_dim, self.channels))
-        gamma = 1 + c @ scale
-        beta = c @ offset
-        mu, sigma2 = _moments(self, x, blend)
-        out = (x - mu) / jnp.sqrt(sigma2 + self.eps) * gamma[:, None, None, :]
-        return out + beta[:, None, None, :], gamma, beta
-
-
-def _moments(module, x, blend):
-    """The statistics a batch norm normalises with: the truncation-blended stored rows
-    (collection ``stats``), or in training the batch's own."""
-    if module.train:
-        return _batch_moments(module, x)
-    shape = (module.n_stats, module.channels)
-    mean = module.variable("stats", "mean", jnp.zeros, shape)
-    var = module.variable("stats", "var", jnp.ones, shape)
-    return _blend(mean.value, blend), _blend(var.value, blend)
-
-
-def _batch_moments(module: nn.Module, x):
-    """Batch mean and biased variance over N, H, W (training-mode batch norm); sows the
-    mean and the unbiased variance into ``batch_stats`` for standing statistics."""
-    mu = jnp.mean(x, axis=(0, 1, 2))
-    sigma2 = jnp.mean(jnp.square(x - mu), axis=(0, 1, 2))
-    n = x.shape[0] * x.shape[1] * x.shape[2]
-    module.sow("batch_stats", "mean", mu)
-    module.sow("batch_stats", "var", sigma2 * (n / max(n - 1, 1)))
-    return mu, sigma2
-
-
-def _upsample(x):
-    return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
-
-
-class GenBlock(nn.Module):
-    """Pre-activated residual block: four CCBN+ReLU sites ``bn0..bn3``, bottleneck convs,
-    nearest x2 upsampling after ``bn1``; the skip keeps the first half of the channels
-    when the block halves its width."""
-
-    config: BigGANConfig
-    index: int
-    train: bool = False
-
-    @nn.compact
-    def __call__(self, x, c, blend, capture: Capture, interventions):
-        cfg = self.config
-        up = cfg.layers[self.index][0]
-        c_in, mid, c_out = block_widths(cfg, self.index)
-        captured = {}
-
-        def site(k, h):
-            name = f"block{self.index}.bn{k}"
-            bn = CCBN(h.shape[-1], cfg.n_stats, cfg.eps, self.train, name=f"bn{k}")
-            h, gamma, beta = bn(h, c, blend)
-            h = jax.nn.relu(h)
-            if name in interventions:
-                h = interventions[name].apply(h)
-            if capture.wants(name):
-                entry = {}
-                if capture.probes:
-                    entry.update(t=-beta / gamma, gamma=gamma, beta=beta)
-                if capture.features:
-                    entry["features"] = h
-                captured[name] = entry
-            return h
-
-        h = nn.Dense(mid, kernel_init=_init, name="conv0")(site(0, x))
-        h = site(1, h)
-        if up:
-            h = _upsample(h)
-        h = nn.Conv(mid, (3, 3), padding="SAME", kernel_init=_init, name="conv1")(h)
-        h = nn.Conv(mid, (3, 3), padding="SAME", kernel_init=_init, name="conv2")(site(2, h))
-        h = nn.Dense(c_out, kernel_init=_init, name="conv3")(site(3, h))
-        skip = x[..., : c_in // 2] if c_in != c_out else x
-        if up:
-            skip = _upsample(skip)
-        return h + skip, captured
-
-
-class SelfAttention(nn.Module):
-    """SAGAN self-attention with 2x2 max-pooled keys and values, no sqrt(d) scaling."""
-
-    channels: int
-
-    @nn.compact
-    def __call__(self, x):
-        b, hgt, wid, ch = x.shape
-        dense = lambda n, name: nn.Dense(n, use_bias=False, kernel_init=_init, name=name)  # noqa: E731
-        pool = lambda y: nn.max_pool(y, (2, 2), strides=(2, 2))  # noqa: E731
-        theta = dense(ch // 8, "theta")(x).reshape(b, hgt * wid, ch // 8)
-        phi = pool(dense(ch // 8, "phi")(x)).reshape(b, -1, ch // 8)
-        g = pool(dense(ch // 2, "g")(x)).reshape(b, -1, ch // 2)
-        attn = jax.nn.softmax(theta @ jnp.swapaxes(phi, 1, 2), axis=-1)
-        o = (attn @ g).reshape(b, hgt, wid, ch // 2)
-        gamma = self.param("gamma", nn.initializers.zeros, ())
-        return x + gamma * dense(ch, "o")(o)
-
-
-class Generator(nn.Module):
-    """BigGAN-deep generator.
-
-    ``__call__(z, class_vector, blend, capture, interventions)``:
-
-    * ``z`` ``[B, z_dim]``; ``class_vector`` ``[B, num_classes]`` (one-hot, soft or mixed);
-    * ``blend`` = ``(rows, weights)`` from :func:`jaxaware.truncation.stats_blend`;
-    * ``capture``: a :class:`Capture` (static); ``interventions``: ``{site: ChannelEdit}``.
-
-    Returns ``(images [B, H, W, 3] in [-1, 1], {site: {...}})``.
-
-    ``train=True`` (training only): every batch norm normalises with batch statistics
-    (see :class:`CCBN`); ``blend`` is then ignored and no ``stats`` are needed.
-    """
-
-    config: BigGANConfig
-    train: bool = False
-
-    @nn.compact
-    def __call__(
-        self,
-        z,
-        class_vector,
-        blend,
-        capture: Capture = NOTHING,
-        interventions: Mapping[str, ChannelEdit] | None = None,
-    ):
-        cfg = self.config
-        interventions = interventions or {}
-        embedding = self.param("embedding", _init, (cfg.num_classes, cfg.z_dim))
-        c = jnp.concatenate([z, class_vector @ embedding], axis=-1)
-        c0 = cfg.width(16)
-        h = nn.Dense(4 * 4 * c0, kernel_init=_init, name="gen_z")(c).reshape(-1, 4, 4, c0)
-        captured = {}
-        for i in range(len(cfg.layers)):
-            if cfg.has_attention and i == cfg.attention_layer_position:
-                h = SelfAttention(cfg.attention_channels, name="attention")(h)
-            block = GenBlock(cfg, i, self.train, name=f"block{i}")
-            h, cap = block(h, c, blend, capture, interventions)
-            captured.update(cap)
-        h = FinalBN(cfg.channel_width, cfg.n_stats, cfg.eps, self.train, name="bn")(h, blend)
-        h = nn.Conv(3, (3, 3), padding="SAME", kernel_init=_init, name="to_rgb")(jax.nn.relu(h))
-        return jnp.tanh(h), captured
-
-
-class FinalBN(nn.Module):
-    """The unconditional output batch norm, with truncation-indexed statistics."""
-
-    channels: int
-    n_stats: int
-    eps: float
-    train: bool = False
-
-    @nn.compact
-    def __call__(self, x, blend):
-        weight = self.param("scale", nn.initializers.ones, (self.channels,))
-        bias = self.param("bias", nn.initializers.zeros, (self.channels,))
-        mu, sigma2 = _moments(self, x, blend)
-        return (x - mu) / jnp.sqrt(sigma2 + self.eps) * weight + bias

@@ -1,106 +1,83 @@
-"""CCBN sites: the named places where probes are read and interventions applied.
+"""Sites: the named places where probes are read and edits applied, for any family.
 
-A site is one class-conditional batch norm, named ``block{i}.bn{k}`` and numbered
-``L0, L1, ...`` in forward order (see :mod:`jaxaware.config` for the vocabulary).
+CCBN sites (``block{i}.bn{k}``, ``L0, L1, ...``) carry probes and make up the flat channel
+axis of awareness files; block-output sites (``block{i}.out``) can be captured and edited.
+The vocabulary is in :mod:`jaxaware.models.family`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 from collections.abc import Sequence
 
 import numpy as np
 
-from jaxaware.config import BigGANConfig
 from jaxaware.errors import JaxawareError
+from jaxaware.models import family_of
+from jaxaware.models.family import Site
+
+__all__ = [
+    "Site",
+    "all_sites",
+    "block_sites",
+    "closest",
+    "format_site_table",
+    "resolve_site",
+    "site_offsets",
+    "site_table",
+    "total_channels",
+]
 
 
-@dataclasses.dataclass(frozen=True)
-class Site:
-    name: str  # block{i}.bn{k}
-    index: int  # the L number
-    block: int
-    bn: int
-    channels: int
-    resolution: int  # spatial size of the feature map the CCBN normalises
-    offset: int  # first column of this site in the concatenated channel axis
-    reference_name: str  # module path in pytorch_pretrained_biggan
-
-    @property
-    def label(self) -> str:
-        return f"L{self.index}"
+def site_table(config) -> tuple[Site, ...]:
+    """All CCBN sites of a generator, in forward order (the flat channel axis)."""
+    return family_of(config).ccbn_sites(config)
 
 
-def block_widths(config: BigGANConfig, i: int) -> tuple[int, int, int]:
-    """(input, middle, output) channels of ``block{i}``; the middle width is ``input // 4``."""
-    _, cin, cout = config.layers[i]
-    c_in = config.width(cin)
-    return c_in, c_in // 4, config.width(cout)
+def block_sites(config) -> tuple[Site, ...]:
+    """The block-output sites ``block{i}.out``."""
+    return family_of(config).block_sites(config)
 
 
-def reference_block_index(config: BigGANConfig, i: int) -> int:
-    """Index ``m`` of ``block{i}`` in the reference ``generator.layers`` list."""
-    return i if i < config.attention_layer_position else i + 1
+def all_sites(config) -> tuple[Site, ...]:
+    """CCBN sites then block outputs."""
+    return site_table(config) + block_sites(config)
 
 
-def site_table(config: BigGANConfig) -> tuple[Site, ...]:
-    """All CCBN sites of a generator, in forward order."""
-    sites = []
-    res, offset = 4, 0
-    for i, (up, _, _) in enumerate(config.layers):
-        c_in, mid, _ = block_widths(config, i)
-        out_res = res * 2 if up else res
-        for k, (channels, r) in enumerate(
-            [(c_in, res), (mid, res), (mid, out_res), (mid, out_res)]
-        ):
-            m = reference_block_index(config, i)
-            sites.append(
-                Site(
-                    name=f"block{i}.bn{k}",
-                    index=len(sites),
-                    block=i,
-                    bn=k,
-                    channels=channels,
-                    resolution=r,
-                    offset=offset,
-                    reference_name=f"generator.layers.{m}.bn_{k}",
-                )
-            )
-            offset += channels
-        res = out_res
-    return tuple(sites)
-
-
-def total_channels(config: BigGANConfig) -> int:
+def total_channels(config) -> int:
     last = site_table(config)[-1]
     return last.offset + last.channels
 
 
-def site_offsets(config: BigGANConfig) -> np.ndarray:
-    """``[num_sites, 2]`` int array of (start, stop) columns of each site's channels."""
+def site_offsets(config) -> np.ndarray:
+    """``[num_sites, 2]`` int array of (start, stop) columns of each CCBN site."""
     return np.array([[s.offset, s.offset + s.channels] for s in site_table(config)], np.int64)
 
 
-def _closest(name: str, options: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, options, n=3, cutoff=0.0)
-    return ", ".join(close)
+def closest(name, options: Sequence[str]) -> str:
+    """Up to three of ``options`` closest to ``name``, for error messages."""
+    return ", ".join(difflib.get_close_matches(str(name), list(options), n=3, cutoff=0.0))
 
 
-def resolve_site(config: BigGANConfig, name: str) -> Site:
-    """Finds a site by name (``block3.bn1``) or label (``L13``)."""
-    sites = site_table(config)
-    for s in sites:
-        if name in (s.name, s.label):
-            return s
+def resolve_site(config, name, kinds: tuple[str, ...] = ("ccbn", "block")) -> Site:
+    """Finds a site by name (``block3.bn1``, ``block3.out``) or label (``L13``)."""
+    sites = [s for s in all_sites(config) if s.kind in kinds]
+    if isinstance(name, str):
+        for s in sites:
+            if name in (s.name, s.label):
+                return s
+    ccbn = site_table(config)
+    what = "CCBN sites" if kinds == ("ccbn",) else "sites"
+    last = ccbn[-1].block
+    blocks = "" if "block" not in kinds else f" and block outputs block0.out..block{last}.out"
     raise JaxawareError(
-        f"unknown site {name!r}; sites are {sites[0].name}..{sites[-1].name} "
-        f"(L0..L{len(sites) - 1}); closest: {_closest(name, [s.name for s in sites])}"
+        f"unknown site {name!r}; {what} are {ccbn[0].name}..{ccbn[-1].name} "
+        f"(L0..L{len(ccbn) - 1}){blocks}; closest: {closest(name, [s.name for s in sites])}"
     )
 
 
-def format_site_table(config: BigGANConfig) -> str:
-    """A plain-text table of the sites, for ``jaxaware sites``."""
+def format_site_table(config) -> str:
+    """A plain-text table of the CCBN sites, for ``jaxaware sites``."""
     rows = [("site", "name", "channels", "resolution", "columns", "reference module")]
     for s in site_table(config):
         rows.append(
@@ -116,5 +93,9 @@ def format_site_table(config: BigGANConfig) -> str:
     widths = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    family = family_of(config)
+    lines.insert(0, f"{family.title}, {config.resolution}x{config.resolution}: CCBN sites (block "
+                    f"outputs block0.out..block{config.n_blocks - 1}.out can be captured and "
+                    "edited too)")
     lines.append(f"{len(rows) - 1} sites, {total_channels(config)} channels")
     return "\n".join(lines)

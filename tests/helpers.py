@@ -5,19 +5,16 @@ from __future__ import annotations
 import re
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxaware import api
-from jaxaware.config import BigGANConfig
 from jaxaware.errors import JaxawareError
-from jaxaware.model import Generator
-from jaxaware.truncation import stats_blend
+from jaxaware.model import Model, variable_shapes
+from jaxaware.models import BigGANConfig, BigGANDeepConfig
 
 
 # A small BigGAN-deep: 5 blocks, 20 sites, 64x64 output, attention at 8x8.
-SMALL = BigGANConfig(
+SMALL = BigGANDeepConfig(
     layers=((False, 16, 16), (True, 16, 8), (True, 8, 4), (True, 4, 2), (True, 2, 1)),
     output_dim=64,
     z_dim=16,
@@ -32,17 +29,18 @@ def raises(message):
     return pytest.raises(JaxawareError, match="^" + re.escape(message) + "$")
 
 
-def random_model(cfg: BigGANConfig, seed: int = 0) -> api.BigGAN:
-    """Random weights in the tree of ``Generator(cfg).init``: distinct statistic rows,
-    nonzero attention gamma, CCBN gains spread around 1 (a few negative)."""
-    blend = tuple(map(jnp.asarray, stats_blend(1.0, cfg.n_stats)))
-    shapes = jax.eval_shape(
-        Generator(cfg).init,
-        jax.random.PRNGKey(0),
-        jnp.zeros((1, cfg.z_dim)),
-        jnp.zeros((1, cfg.num_classes)),
-        blend,
-    )
+# A small original BigGAN: 32 px (3 blocks, 6 CCBN sites), hierarchical latents, shared
+# embedding, attention after block 1 (16x16).
+SMALL_BIGGAN = BigGANConfig(
+    resolution=32, channel_width=4, z_dim=16, shared_dim=8, hier=True, shared=True,
+    attention=(16,), num_classes=10, eps=1e-4, sn_eps=1e-6,
+)
+
+
+def random_model(cfg, seed: int = 0) -> Model:
+    """Random weights in the family's tree: distinct statistic rows, nonzero attention
+    gamma, CCBN gains spread around 1 (a few negative)."""
+    shapes = variable_shapes(cfg)
     rng = np.random.RandomState(seed)
 
     def leaf(path, s):
@@ -65,4 +63,4 @@ def random_model(cfg: BigGANConfig, seed: int = 0) -> api.BigGAN:
         return (rng.randn(*shape) / np.sqrt(np.prod(shape[:-1]))).astype(np.float32)
 
     variables = jax.tree_util.tree_map_with_path(leaf, shapes)
-    return api.BigGAN(cfg, variables, f"test-{seed}")
+    return Model(cfg, variables, f"test-{seed}")

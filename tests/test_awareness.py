@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
 import scipy.stats
 
 from helpers import SMALL
-from jaxaware.api import generate, init_random
+from jaxaware.generate import generate
+from jaxaware.model import init_random
 from jaxaware.awareness import Awareness, compute_awareness, probes
 from jaxaware.errors import JaxawareError
-from jaxaware.model import Capture
+from jaxaware.models.layers import Capture
 from jaxaware.sites import site_table
 from jaxaware.truncation import truncated_noise
 
@@ -42,7 +45,7 @@ def naive(model, classes, z):
         c = np.concatenate([z, np.repeat(p["embedding"][k][None], len(z), 0)], axis=1)
         ts, gs = [], []
         for s in site_table(model.config):
-            bn = p[f"block{s.block}"][f"bn{s.bn}"]
+            bn = p[s.block_name][s.name.split(".")[1]]
             g = 1 + c @ bn["scale"]
             ts.append(-(c @ bn["offset"]) / g)
             gs.append(g)
@@ -57,7 +60,7 @@ def naive(model, classes, z):
 
 def test_equals_naive_per_sample_computation(model):
     classes = [0, 3, 7, 9]
-    aw = compute_awareness(model.params, CFG, classes, num_latents=400, truncation=0.8, seed=5)
+    aw = compute_awareness(model, classes, num_latents=400, truncation=0.8, seed=5)
     z = truncated_noise(400, CFG.z_dim, 0.8, seed=5).astype(np.float64)
     cat, lat, flip, gmin, abs_t = naive(model, classes, z)
     assert 0.001 < flip.mean() < 0.2  # the gamma <= 0 branch is exercised
@@ -74,7 +77,7 @@ def test_equals_naive_per_sample_computation(model):
 def test_matches_probes_of_the_full_generator(model):
     """The affine shortcut gives the same t as running the generator."""
     z = truncated_noise(64, CFG.z_dim, 1.0, seed=1)
-    aw = compute_awareness(model.params, CFG, [4], latents=z)
+    aw = compute_awareness(model, [4], latents=z)
     _, probes = generate(model, z, np.full(64, 4), 1.0, capture=Capture())
     t = np.concatenate([np.asarray(probes[s.name]["t"]) for s in site_table(CFG)], axis=1)
     g = np.concatenate([np.asarray(probes[s.name]["gamma"]) for s in site_table(CFG)], axis=1)
@@ -85,8 +88,8 @@ def test_matches_probes_of_the_full_generator(model):
 
 
 def test_chunking_does_not_change_results(model):
-    a = compute_awareness(model.params, CFG, num_latents=100, class_chunk=64)
-    b = compute_awareness(model.params, CFG, num_latents=100, class_chunk=3)  # 3 + 3 + 3 + 1
+    a = compute_awareness(model, num_latents=100, class_chunk=64)
+    b = compute_awareness(model, num_latents=100, class_chunk=3)  # 3 + 3 + 3 + 1
     for key in ("category", "latent", "flip_fraction"):
         np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
 
@@ -99,18 +102,19 @@ def test_closed_form_when_gamma_ignores_z():
     params = jax.tree_util.tree_map(np.array, m.params)
     rng = np.random.RandomState(3)
     for s in site_table(CFG):
-        bn = params[f"block{s.block}"][f"bn{s.bn}"]
+        bn = params[s.block_name][s.name.split(".")[1]]
         bn["scale"][: CFG.z_dim] = 0
         bn["scale"][CFG.z_dim :] = rng.uniform(-0.02, 0.05, bn["scale"][CFG.z_dim :].shape)
         bn["offset"][CFG.z_dim :] = 0
     n, trunc = 5000, 0.6
-    aw = compute_awareness(params, CFG, [2, 5], num_latents=n, truncation=trunc, seed=0)
+    aw = compute_awareness(dataclasses.replace(m, variables={**m.variables, "params": params}),
+                           [2, 5], num_latents=n, truncation=trunc, seed=0)
     var_z = scipy.stats.truncnorm.var(-2, 2) * trunc**2
     for row, k in enumerate([2, 5]):
         e = params["embedding"][k]
         col = 0
         for s in site_table(CFG):
-            bn = params[f"block{s.block}"][f"bn{s.bn}"]
+            bn = params[s.block_name][s.name.split(".")[1]]
             gamma = 1 + e @ bn["scale"][CFG.z_dim :]
             w = bn["offset"][: CFG.z_dim]
             want_var = var_z * (w**2).sum(0) / gamma**2
@@ -123,7 +127,7 @@ def test_closed_form_when_gamma_ignores_z():
 
 
 def test_file_round_trip(model, tmp_path):
-    aw = compute_awareness(model.params, CFG, [1, 2], num_latents=50, model_id="tiny")
+    aw = compute_awareness(dataclasses.replace(model, model_id="tiny"), [1, 2], num_latents=50)
     path = aw.save(str(tmp_path / "aw.npz"))
     back = Awareness.load(path)
     for key in ("category", "latent", "flip_fraction", "classes", "site_offsets"):
@@ -135,7 +139,7 @@ def test_file_round_trip(model, tmp_path):
 
 
 def test_truncated_file_is_a_clear_error(model, tmp_path):
-    aw = compute_awareness(model.params, CFG, [1], num_latents=10)
+    aw = compute_awareness(model, [1], num_latents=10)
     path = aw.save(str(tmp_path / "aw.npz"))
     with open(path, "rb") as f:
         data = f.read()
@@ -157,7 +161,7 @@ def test_truncated_file_is_a_clear_error(model, tmp_path):
 )
 def test_bad_input(model, kwargs, message):
     with pytest.raises(JaxawareError, match=message):
-        compute_awareness(model.params, CFG, **{"num_latents": 10, **kwargs})
+        compute_awareness(model, **{"num_latents": 10, **kwargs})
 
 
 def test_equals_the_torch_baseline_on_a_converted_model(tmp_path):
@@ -166,7 +170,7 @@ def test_equals_the_torch_baseline_on_a_converted_model(tmp_path):
     from convert.biggan_deep import convert
     from convert.reference import SMALL_CONFIGS, random_biggan, save_checkpoint
     from convert.torch_awareness import torch_awareness
-    from jaxaware.api import load
+    from jaxaware.model import load
 
     torch.set_num_threads(1)
     cfg = SMALL_CONFIGS["tiny"]
@@ -176,7 +180,7 @@ def test_equals_the_torch_baseline_on_a_converted_model(tmp_path):
     model = load(str(tmp_path / "w"))
     classes = [0, 4, 9]
     want = torch_awareness(ref.double(), classes, num_latents=200, truncation=0.5, seed=2)
-    aw = compute_awareness(model.params, model.config, classes, 200, 0.5, seed=2)
+    aw = compute_awareness(model, classes, 200, 0.5, seed=2)
     assert list(aw.site_names) == [s.name for s in site_table(model.config)]
     # Columns whose |gamma| stays >= 0.05 on every latent (float32 vs float64 otherwise).
     z = truncated_noise(200, cfg.z_dim, 0.5, seed=2)
@@ -184,7 +188,7 @@ def test_equals_the_torch_baseline_on_a_converted_model(tmp_path):
     for k in classes:
         y = np.zeros((200, cfg.num_classes), np.float32)
         y[:, k] = 1
-        pr = probes(model.params, model.config, z, y)
+        pr = probes(model.config, model.params, z, y)
         g = np.concatenate([np.asarray(pr[s.name]["gamma"]) for s in site_table(model.config)], 1)
         gmin.append(np.abs(g).min(0))
     ok = np.array(gmin) >= 0.05

@@ -18,10 +18,11 @@ pytest.importorskip("pytorch_pretrained_biggan")
 from PIL import Image  # noqa: E402
 
 from convert.reference import SMALL_CONFIGS, random_biggan, save_checkpoint  # noqa: E402
-from jaxaware import api  # noqa: E402
+from jaxaware.generate import sample, to_uint8  # noqa: E402
+from jaxaware.model import Model, load  # noqa: E402
 from jaxaware.classes import imagenet_class_aliases, resolve_classes  # noqa: E402
 from jaxaware.cli import main  # noqa: E402
-from jaxaware.config import BigGANConfig  # noqa: E402
+from jaxaware.models import BigGANDeepConfig  # noqa: E402
 from jaxaware.errors import JaxawareError  # noqa: E402
 from jaxaware.truncation import truncated_noise  # noqa: E402
 
@@ -60,7 +61,7 @@ def dirs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model(dirs):
-    return api.load(dirs["weights"])
+    return load(dirs["weights"])
 
 
 def run_error(capsys, argv):
@@ -88,10 +89,11 @@ def test_convert_prints_and_writes(dirs, capsys, tmp_path):
 def test_sites_table(dirs, capsys):
     assert main(["sites", dirs["weights"]]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["site", "name", "channels", "resolution", "columns", "reference",
+    assert lines[0].startswith("BigGAN-deep, 32x32: CCBN sites")
+    assert lines[1].split() == ["site", "name", "channels", "resolution", "columns", "reference",
                                 "module"]  # fmt: skip
-    assert set(lines[1]) <= {"-", " "}
-    rows = [line.split() for line in lines[2:-1]]
+    assert set(lines[2]) <= {"-", " "}
+    rows = [line.split() for line in lines[3:-1]]
     assert len(rows) == 24
     offset = 0
     for k, (row, (name, channels, res)) in enumerate(zip(rows, TINY_SITES)):
@@ -110,7 +112,7 @@ def test_sites_of_a_preset(capsys):
     assert main(["sites", "biggan-deep-256"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[-1] == "48 sites, 24192 channels"
-    assert lines[2].split()[:4] == ["L0", "block0.bn0", "2048", "4x4"]
+    assert lines[3].split()[:4] == ["L0", "block0.bn0", "2048", "4x4"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -130,12 +132,12 @@ def test_sample_writes_grid(dirs, model, capsys, tmp_path):
     assert grid.shape == (70, 70, 3) and grid.dtype == np.uint8
     for gap in (slice(0, 2), slice(34, 36), slice(68, 70)):
         assert (grid[gap] == 255).all() and (grid[:, gap] == 255).all()
-    images, labels = api.sample(model, [1, 3], 0.5, seed=4, per_class=2)
+    images, labels = sample(model, [1, 3], 0.5, seed=4, per_class=2)
     np.testing.assert_array_equal(labels, [1, 1, 3, 3])
     tiles = {(r, c): grid[2 + 34 * r : 34 + 34 * r, 2 + 34 * c : 34 + 34 * c] for r in (0, 1)
              for c in (0, 1)}  # fmt: skip
     for (r, c), tile in tiles.items():
-        np.testing.assert_array_equal(tile, api.to_uint8(images[2 * r + c]))
+        np.testing.assert_array_equal(tile, to_uint8(images[2 * r + c]))
     assert tiles[(0, 0)].std() > 5  # an image, not a flat tile
     assert np.abs(tiles[(0, 0)].astype(int) - tiles[(1, 0)]).max() > 10  # classes differ
     assert np.abs(tiles[(0, 0)].astype(int) - tiles[(0, 1)]).max() > 10  # latents differ
@@ -192,12 +194,12 @@ def test_awareness_file(dirs, model, capsys, tmp_path):
 
 def test_class_names_pass_through(dirs, model, capsys, tmp_path):
     """A model with 1000 classes gets the ImageNet names; the CLI resolves them."""
-    cfg = BigGANConfig.from_reference_dict({**model.config.to_reference_dict(),
+    cfg = BigGANDeepConfig.from_reference_dict({**model.config.to_reference_dict(),
                                             "num_classes": 1000})  # fmt: skip
     params = dict(model.params)
     params["embedding"] = np.random.RandomState(0).randn(1000, TINY.z_dim).astype(np.float32)
     folder = tmp_path / "imagenet"
-    api.BigGAN(cfg, {"params": params, "stats": model.variables["stats"]}, "big").save(
+    Model(cfg, {"params": params, "stats": model.variables["stats"]}, "big").save(
         str(folder)
     )
     out = tmp_path / "aw.npz"
@@ -268,9 +270,9 @@ def test_bad_weights_directory(dirs, capsys, tmp_path):
     assert err.startswith(f"error: weights directory {missing} does not exist")
     err = run_error(capsys, ["convert", str(missing), str(tmp_path / "w")])
     assert err == (
-        f"error: {str(missing)!r} is neither a directory nor a known model name; give a "
-        "directory with pytorch_model.bin and config.json, or one of: biggan-deep-128, "
-        "biggan-deep-256, biggan-deep-512"
+        f"error: {str(missing)!r} is neither a checkpoint directory nor a known model name; "
+        "give a directory with pytorch_model.bin + config.json (BigGAN-deep) or G_ema.pth / "
+        "G.pth (BigGAN), or one of: biggan-deep-128, biggan-deep-256, biggan-deep-512"
     )
     assert os.listdir(tmp_path) == []
 

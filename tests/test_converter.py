@@ -21,7 +21,7 @@ pytest.importorskip("pytorch_pretrained_biggan")
 
 from convert.biggan_deep import convert  # noqa: E402
 from convert.reference import SMALL_CONFIGS, random_biggan, save_checkpoint  # noqa: E402
-from jaxaware.api import load  # noqa: E402
+from jaxaware.model import load  # noqa: E402
 from jaxaware.errors import JaxawareError  # noqa: E402
 
 TINY = SMALL_CONFIGS["tiny"]  # ch 8, z_dim 16, 10 classes, attention before block 2

@@ -10,9 +10,10 @@ import os
 import numpy as np
 import pytest
 
-from jaxaware.api import DEFAULT_MODEL, generate, init_random, load, sample
+from jaxaware.generate import generate, sample
+from jaxaware.model import DEFAULT_MODEL, init_random, load
 from jaxaware.errors import JaxawareError
-from jaxaware.model import Capture
+from jaxaware.models.layers import Capture
 from jaxaware.sites import site_table
 from jaxaware.toyworld import WORLD, load_classifier
 from jaxaware.truncation import truncated_noise
@@ -80,9 +81,9 @@ def test_export_to_pytorch_parity_and_round_trip(model, tmp_path):
 
 
 def test_missing_default_model_is_a_clear_error(monkeypatch):
-    import jaxaware.api
+    import jaxaware.model
 
-    monkeypatch.setattr(jaxaware.api, "DEFAULT_MODEL", "/nonexistent/default_model")
+    monkeypatch.setattr(jaxaware.model, "DEFAULT_MODEL", "/nonexistent/default_model")
     with pytest.raises(JaxawareError, match="no default model ships with this installation"):
         load()
 

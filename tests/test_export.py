@@ -2,7 +2,7 @@
 
 A jaxaware model (converted from a random reference checkpoint, or ``init_random`` with
 perturbed statistics and attention gamma) is exported, loaded with
-``BigGAN.from_pretrained(dir).eval()`` and compared with :func:`jaxaware.api.generate`
+``BigGAN.from_pretrained(dir).eval()`` and compared with :func:`jaxaware.generate`
 (images 1e-4 max abs, probes 1e-5 relative, the parity tolerances); converting the
 export back must give bit-identical variables.
 """
@@ -30,10 +30,11 @@ from convert.reference import (  # noqa: E402
     reference_forward,
     save_checkpoint,
 )
-from jaxaware.api import BigGAN, generate, init_random, load  # noqa: E402
-from jaxaware.config import BigGANConfig  # noqa: E402
+from jaxaware.generate import generate  # noqa: E402
+from jaxaware.model import Model, init_random, load  # noqa: E402
+from jaxaware.models import BigGANDeepConfig  # noqa: E402
 from jaxaware.errors import JaxawareError  # noqa: E402
-from jaxaware.model import Capture  # noqa: E402
+from jaxaware.models.layers import Capture  # noqa: E402
 from jaxaware.sites import site_table  # noqa: E402
 from jaxaware.truncation import truncated_noise  # noqa: E402
 
@@ -41,7 +42,7 @@ from jaxaware.truncation import truncated_noise  # noqa: E402
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
 
-def _perturbed_random(config: BigGANConfig, seed: int = 0) -> BigGAN:
+def _perturbed_random(config: BigGANDeepConfig, seed: int = 0) -> Model:
     """init_random with distinct statistic rows, positive variances and a nonzero gamma."""
     model = init_random(config, seed)
     rng = np.random.default_rng(seed + 100)
@@ -62,7 +63,7 @@ def _perturbed_random(config: BigGANConfig, seed: int = 0) -> BigGAN:
     return dataclasses.replace(model, variables=variables)
 
 
-def _from_reference(name: str, root) -> BigGAN:
+def _from_reference(name: str, root) -> Model:
     cfg = SMALL_CONFIGS[name]
     save_checkpoint(random_biggan(cfg, seed=5), cfg, root / "ckpt")
     convert(str(root / "ckpt"), str(root / "weights"))
@@ -82,8 +83,8 @@ def exported(request, tmp_path_factory):
     return model, root / "export"
 
 
-def load_config(name: str) -> BigGANConfig:
-    return BigGANConfig.from_reference_dict(SMALL_CONFIGS[name].to_dict())
+def load_config(name: str) -> BigGANDeepConfig:
+    return BigGANDeepConfig.from_reference_dict(SMALL_CONFIGS[name].to_dict())
 
 
 def _inputs(config, truncation, batch=4, seed=0):

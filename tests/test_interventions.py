@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 
 from helpers import SMALL, raises, random_model
-from jaxaware import api
+from jaxaware.generate import generate, jitted_forward
 from jaxaware import interventions as iv
 from jaxaware.errors import JaxawareError
 from jaxaware.interventions import ChannelEdit
-from jaxaware.model import NOTHING, Capture
+from jaxaware.models.layers import NOTHING, Capture
 from jaxaware.truncation import stats_blend, truncated_noise
 
 CFG = SMALL
@@ -44,7 +44,7 @@ def inputs():
 def baseline(model, inputs):
     """(image, captured) with no intervention."""
     z, labels = inputs
-    image, captured = api.generate(model, z, labels, 0.5, capture=FEATURES)
+    image, captured = generate(model, z, labels, 0.5, capture=FEATURES)
     return np.asarray(image), jax.tree_util.tree_map(np.asarray, captured)
 
 
@@ -151,7 +151,7 @@ def test_identity_is_bit_exact():
 
 def test_identity_edit_leaves_generate_unchanged(model, inputs, baseline):
     z, labels = inputs
-    image, captured = api.generate(
+    image, captured = generate(
         model, z, labels, 0.5, capture=FEATURES, interventions={SITE: ChannelEdit.identity(C)}
     )
     np.testing.assert_array_equal(np.asarray(image), baseline[0])
@@ -166,7 +166,7 @@ def test_zeroing_channels(model, inputs, baseline):
     channels = [0, 5, 11]
     before = baseline[1][SITE]["features"]
     assert (before[..., channels] > 0).any(axis=(0, 1, 2)).all()  # something to zero
-    image, captured = api.generate(
+    image, captured = generate(
         model, z, labels, 0.5, capture=FEATURES, interventions={SITE: iv.zero(channels, C)}
     )
     after = np.asarray(captured[SITE]["features"])
@@ -191,7 +191,7 @@ def test_replace_with_features(model, inputs, baseline):
     z, labels = inputs
     own = baseline[1][SITE]["features"]  # [2, 8, 8, 16]
     all_channels = np.arange(C)
-    image, captured = api.generate(
+    image, captured = generate(
         model, z, labels, 0.5, capture=FEATURES,
         interventions={SITE: iv.replace(all_channels, own, C)},
     )  # fmt: skip
@@ -199,9 +199,9 @@ def test_replace_with_features(model, inputs, baseline):
     np.testing.assert_array_equal(np.asarray(image), baseline[0])
     # Another synthesis's features (other latents and classes) at the site:
     z2, labels2 = truncated_noise(2, CFG.z_dim, 0.5, seed=1), np.array([1, 6])
-    other_image, other = api.generate(model, z2, labels2, 0.5, capture=FEATURES)
+    other_image, other = generate(model, z2, labels2, 0.5, capture=FEATURES)
     theirs = np.asarray(other[SITE]["features"])
-    image, captured = api.generate(
+    image, captured = generate(
         model, z, labels, 0.5, capture=FEATURES,
         interventions={SITE: iv.replace(all_channels, theirs, C)},
     )  # fmt: skip
@@ -216,10 +216,11 @@ def test_vmap_over_edits_equals_loop(model, inputs):
     z, labels = inputs
     y = np.eye(CFG.num_classes, dtype=np.float32)[labels]
     rows, weights = stats_blend(0.5, CFG.n_stats)
-    apply = api._jitted_apply(CFG)
+    apply = jitted_forward(CFG)
 
     def one(zi, yi, edit):
-        image, _ = apply(model.variables, zi[None], yi[None], rows, weights, NOTHING, {SITE: edit})
+        image, _ = apply(model.variables, zi[None], yi[None], (rows, weights), {SITE: edit},
+                         capture=NOTHING)
         return image[0]
 
     edits = [iv.zero([2], C), iv.zero([9], C)]
@@ -229,7 +230,7 @@ def test_vmap_over_edits_equals_loop(model, inputs):
     loop = np.stack([np.asarray(one(z[i], y[i], edits[i])) for i in range(2)])
     assert np.abs(vmapped - loop).max() <= 1e-6
     # Each image really got its own edit: not the unedited image, and not the other edit.
-    plain = np.asarray(api.generate(model, z, labels, 0.5))
+    plain = np.asarray(generate(model, z, labels, 0.5))
     swapped = np.asarray(one(z[0], y[0], edits[1]))
     for i in range(2):
         assert np.abs(vmapped[i] - plain[i]).max() > 1e-4
@@ -244,23 +245,25 @@ def test_vmap_over_edits_equals_loop(model, inputs):
 def test_unknown_site(model, inputs):
     z, labels = inputs
     with raises(
-        "intervention names unknown site 'block1.bn9'; sites are block0.bn0..block4.bn3; "
+        "intervention names unknown site 'block1.bn9'; sites are block0.bn0..block4.bn3 and "
+        "block0.out..block4.out; "
         "closest: block1.bn3, block1.bn2, block1.bn1"
     ):
-        api.generate(model, z, labels, 0.5, interventions={"block1.bn9": iv.zero([0], C)})
+        generate(model, z, labels, 0.5, interventions={"block1.bn9": iv.zero([0], C)})
     with raises(
-        "intervention names unknown site 'blok1.bn2'; sites are block0.bn0..block4.bn3; "
+        "intervention names unknown site 'blok1.bn2'; sites are block0.bn0..block4.bn3 and "
+        "block0.out..block4.out; "
         "closest: block1.bn2, block4.bn2, block3.bn2"
     ):
-        api.generate(model, z, labels, 0.5, interventions={"blok1.bn2": iv.zero([0], C)})
+        generate(model, z, labels, 0.5, interventions={"blok1.bn2": iv.zero([0], C)})
 
 
 def test_wrong_channel_count(model, inputs):
     z, labels = inputs
     with raises("intervention at block1.bn2 has 5 channels; the site has 16"):
-        api.generate(model, z, labels, 0.5, interventions={SITE: iv.zero([0], 5)})
+        generate(model, z, labels, 0.5, interventions={SITE: iv.zero([0], 5)})
     with raises("intervention at block1.bn2 must be a ChannelEdit; got dict"):
-        api.generate(model, z, labels, 0.5, interventions={SITE: {"scale": np.ones(C)}})
+        generate(model, z, labels, 0.5, interventions={SITE: {"scale": np.ones(C)}})
     with raises("edit has 16 channels but the site has 5"):
         iv.zero([0], C).apply(jnp.asarray(H))
     with raises("replacement values must end in the site's 16 channels; got shape (8, 8, 5)"):
@@ -288,14 +291,14 @@ def test_bad_mask_shape(model, inputs):
     z, labels = inputs
     with pytest.raises(JaxawareError) as e:
         edit = iv.zero([0], C).with_mask(np.ones((4, 4)))
-        api.generate(model, z, labels, 0.5, interventions={SITE: edit})
+        generate(model, z, labels, 0.5, interventions={SITE: edit})
     assert str(e.value) == (
         "mask of shape (4, 4) does not fit the feature map (2, 8, 8, 16) of the site; "
         "give [H, W] or [B, H, W]"
     )
     with pytest.raises(JaxawareError) as e:
         edit = iv.zero([0], C).with_mask(np.ones((3, 8, 8)))  # batch 3 for 2 images
-        api.generate(model, z, labels, 0.5, interventions={SITE: edit})
+        generate(model, z, labels, 0.5, interventions={SITE: edit})
     assert str(e.value) == (
         "mask of shape (3, 8, 8) does not fit the feature map (2, 8, 8, 16) of the site; "
         "give [H, W] or [B, H, W]"

@@ -25,8 +25,9 @@ from convert.reference import (  # noqa: E402
     reference_forward,
     save_checkpoint,
 )
-from jaxaware.api import generate, load  # noqa: E402
-from jaxaware.model import Capture  # noqa: E402
+from jaxaware.generate import generate  # noqa: E402
+from jaxaware.model import load  # noqa: E402
+from jaxaware.models.layers import Capture  # noqa: E402
 from jaxaware.sites import site_table  # noqa: E402
 from jaxaware.truncation import truncated_noise  # noqa: E402
 

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from jaxaware.api import generate, load
-from jaxaware.config import BigGANConfig
+from jaxaware.generate import generate
+from jaxaware.model import load
+from jaxaware.models import BigGANDeepConfig
 from jaxaware.toyworld import WORLD, load_classifier
 from jaxaware.train import TrainConfig, train
 from jaxaware.train import checkpoint as ckpt
@@ -37,7 +38,7 @@ from jaxaware.train.trainer import init_state
 from jaxaware.truncation import truncated_noise
 from jaxaware.weights_io import load_weights
 
-TINY = BigGANConfig(
+TINY = BigGANDeepConfig(
     layers=((True, 16, 8), (True, 8, 4), (False, 4, 2), (True, 2, 1)), output_dim=32,
     z_dim=8, class_embed_dim=8, channel_width=4, num_classes=16, attention_layer_position=2,
 )

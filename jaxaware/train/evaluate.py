@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxaware.api import BigGAN, sample
+from jaxaware.generate import sample
+from jaxaware.model import Model
 from jaxaware.toyworld import WORLD, load_classifier, render
 
 
@@ -60,7 +61,7 @@ def real_class_images(k: int, n: int, seed: int, resolution: int = 32) -> np.nda
 
 
 def evaluate(
-    model: BigGAN,
+    model: Model,
     per_class: int = 200,
     truncation: float = 1.0,
     seed: int = 0,

@@ -2,7 +2,7 @@
 
 Flax's own ``init`` compiles one random kernel per parameter, tens of seconds on a CPU;
 here shapes come from ``jax.eval_shape`` and values from NumPy, as
-:func:`jaxaware.api.init_random` does. Kernels and embeddings get BigGAN's orthogonal
+:func:`jaxaware.init_random` does. Kernels and embeddings get BigGAN's orthogonal
 init (their scale is irrelevant under spectral normalisation, but it sets the size of
 Adam's relative steps), biases and the attention ``gamma`` 0, the final BN scale 1.
 """
@@ -13,10 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxaware.config import BigGANConfig
-from jaxaware.model import Generator
+from jaxaware.model import variable_shapes
 from jaxaware.train.discriminator import DConfig, Discriminator
-from jaxaware.truncation import stats_blend
 
 
 def orthogonal(rng: np.random.Generator, shape: tuple) -> np.ndarray:
@@ -45,13 +43,9 @@ def _fill(shapes, seed: int):
     return jax.tree_util.tree_map_with_path(fill, shapes)
 
 
-def init_generator(config: BigGANConfig, seed: int = 0) -> dict:
-    """Plain generator ``params`` in :class:`jaxaware.model.Generator`'s layout."""
-    blend = tuple(map(jnp.asarray, stats_blend(1.0, config.n_stats)))
-    z = jnp.zeros((1, config.z_dim))
-    y = jnp.zeros((1, config.num_classes))
-    shapes = jax.eval_shape(Generator(config).init, jax.random.PRNGKey(0), z, y, blend)
-    return _fill(shapes["params"], seed)
+def init_generator(config, seed: int = 0) -> dict:
+    """Plain generator ``params`` in the family generator's layout (any family)."""
+    return _fill(variable_shapes(config)["params"], seed)
 
 
 def init_discriminator(config: DConfig, resolution: int, seed: int = 0) -> dict:

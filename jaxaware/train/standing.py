@@ -1,16 +1,22 @@
-"""Standing statistics: the 51 truncation-indexed batch-norm rows of a trained generator.
+"""Standing statistics: batch-norm statistic rows estimated from a trained generator.
 
-Row ``i`` of every batch norm's ``stats`` is meant for truncation ``t_i = i / (n - 1)``
-(:mod:`jaxaware.truncation`). We fill it as BigGAN's "standing stats" do: run the
-generator in training mode (batch statistics) on ``batches`` batches of latents
-``z = t_i * truncnorm(-2, 2)`` with balanced classes, and average the batch means and the
-(unbiased) batch variances over the batches. Row 0 (``t = 0``) uses ``z = 0`` exactly,
-the truncation the row stands for: the statistics are then over classes and positions
-only (as :mod:`convert.reference` calibrates its random models); no public API can select
-row 0 alone (truncation must be > 0), it only enters blends for ``t < 1 / (n - 1)``.
+BigGAN's "standing stats": run the generator in training mode (batch statistics) on
+``batches`` batches of fresh latents at a truncation, with balanced classes, and average
+the batch means and the (unbiased) batch variances over the batches. One row per
+truncation:
 
-The same base latents are scaled for every row (common random numbers), so neighbouring
-rows differ by the effect of the truncation, not by sampling noise.
+* BigGAN-deep stores ``n_stats`` rows, row ``i`` for truncation ``i / (n - 1)``
+  (:mod:`jaxaware.truncation`). Row 0 (``t = 0``) uses ``z = 0`` exactly, the truncation the
+  row stands for: the statistics are then over classes and positions only; no public API
+  can select row 0 alone (truncation must be > 0), it only enters blends for small ``t``.
+* BigGAN stores row 0 (the running statistics the reference samples with; for a model
+  trained here, standing statistics at truncation 1) and one extra row per truncation in
+  ``stats_truncations`` (``jaxaware standing-stats``).
+
+Latents follow the family's law (``truncation x truncnorm(-2, 2)`` for BigGAN-deep,
+``truncation x N(0, 1)`` for BigGAN). The same base latents are scaled for every row
+(common random numbers), so neighbouring rows differ by the effect of the truncation, not
+by sampling noise.
 """
 
 from __future__ import annotations
@@ -21,20 +27,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxaware.config import BigGANConfig
-from jaxaware.model import Generator
-from jaxaware.truncation import stats_blend
+from jaxaware.generate import statistic_weights
+from jaxaware.models import family_of
 
 
 @functools.lru_cache(maxsize=8)
-def _batch_stats_fn(config: BigGANConfig):
-    module = Generator(config, train=True)
-    blend = tuple(map(jnp.asarray, stats_blend(1.0, config.n_stats)))
+def _batch_stats_fn(config):
+    module = family_of(config).generator(config, train=True)
+    blend = statistic_weights(config, 1.0)
 
     @jax.jit
     def run(params, z, y):
         _, state = module.apply({"params": params}, z, y, blend, mutable=["batch_stats"])
-        return jax.tree_util.tree_map(lambda t: t, state["batch_stats"])
+        return state["batch_stats"]
 
     return run
 
@@ -46,33 +51,49 @@ def _strip(tree):
     return {k: _strip(v) for k, v in tree.items()}
 
 
+def row_truncations(config) -> list[float]:
+    """The truncation each statistic row of ``config`` stands for."""
+    if family_of(config).name == "biggan-deep":
+        return [i / (config.n_stats - 1) for i in range(config.n_stats)]
+    return [1.0, *config.stats_truncations]
+
+
+def base_latents(config, key, shape):
+    """Unscaled latents of the family's law (truncnorm(-2, 2) or N(0, 1))."""
+    if family_of(config).latent_law == "truncnorm":
+        return jax.random.truncated_normal(key, -2.0, 2.0, shape, jnp.float32)
+    return jax.random.normal(key, shape, jnp.float32)
+
+
 def standing_stats(
-    config: BigGANConfig,
+    config,
     params,
     batches: int = 4,
     batch_size: int = 64,
     seed: int = 0,
     progress: bool = False,
+    truncations=None,
 ) -> dict:
-    """The ``stats`` collection (``[n_stats, C]`` mean/var per batch norm) for ``params``
-    (plain, spectral norm already folded in)."""
+    """The ``stats`` collection (``[rows, C]`` mean/var per batch norm) for ``params``
+    (plain, spectral norm already folded in): one row per truncation, by default
+    :func:`row_truncations` (every row of ``config``)."""
     run = _batch_stats_fn(config)
-    n, k = config.n_stats, config.num_classes
+    truncations = row_truncations(config) if truncations is None else list(truncations)
+    k = config.num_classes
     key = jax.random.PRNGKey(seed)
-    base = [jax.random.truncated_normal(jax.random.fold_in(key, b), -2.0, 2.0,
-                                        (batch_size, config.z_dim), jnp.float32)
+    base = [base_latents(config, jax.random.fold_in(key, b), (batch_size, config.z_dim))
             for b in range(batches)]
     rng = np.random.default_rng(seed)
     labels = [rng.permutation(np.arange(batch_size) % k) for _ in range(batches)]
     ys = [jnp.asarray(np.eye(k, dtype=np.float32)[lab]) for lab in labels]
-    rows = range(n)
+    rows = truncations
     if progress:
         from tqdm.auto import tqdm
 
         rows = tqdm(rows, desc="standing stats", unit="row")
     per_row = []
-    for i in rows:
-        t = np.float32(i / (n - 1))
+    for t in rows:
+        t = np.float32(t)
         acc = None
         for b in range(batches):
             got = _strip(run(params, base[b] * t, ys[b]))

@@ -1,10 +1,10 @@
-"""Training a class-conditional BigGAN-deep on the toy world (hinge loss, SN, TTUR, EMA).
+"""Training a class-conditional BigGAN (either family) on the toy world (hinge, SN, EMA).
 
 One step (jitted, pure): ``d_steps`` discriminator updates on real toy-world images and
 generated ones, then one generator update; spectral norm with one power iteration per
 network per update (:mod:`.spectral`); the generator runs with batch statistics
-(``Generator(train=True)``); Adam with BigGAN's betas ``(0, 0.999)``; an exponential
-moving average of the generator's plain parameters.
+(the family's generator with ``train=True``); Adam with BigGAN's betas ``(0, 0.999)``; an
+exponential moving average of the generator's plain parameters.
 
 Randomness is a pure function of ``(seed, step)``: latents and fake classes come from
 ``fold_in(PRNGKey(seed), step)``; real images are toy-world images
@@ -31,10 +31,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxaware.api import BigGAN
-from jaxaware.config import BigGANConfig
 from jaxaware.errors import JaxawareError
-from jaxaware.model import Generator
+from jaxaware.generate import statistic_weights
+from jaxaware.model import Model
+from jaxaware.models import config_from_dict, family_of
 from jaxaware.toyworld import WORLD, sample_dataset
 from jaxaware.train import checkpoint as ckpt
 from jaxaware.train.discriminator import DConfig, Discriminator, default_dconfig
@@ -46,8 +46,7 @@ from jaxaware.train.spectral import (
     init_sn_state,
     spectral_normalize,
 )
-from jaxaware.train.standing import standing_stats
-from jaxaware.truncation import stats_blend
+from jaxaware.train.standing import base_latents, standing_stats
 
 FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
@@ -56,7 +55,7 @@ FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive
 class TrainConfig:
     """Everything that determines a training run (the output directory aside)."""
 
-    model: BigGANConfig
+    model: object  # a family config (BigGANConfig or BigGANDeepConfig)
     d_ch: int = 32
     batch_size: int = 64
     steps: int = 1000
@@ -94,13 +93,16 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        d["model"] = self.model.to_reference_dict()
+        d["model"] = {"family": family_of(self.model).name, "config": self.model.to_dict()}
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         d = dict(d)
-        d["model"] = BigGANConfig.from_reference_dict(d["model"])
+        m = d["model"]
+        # Written before there were two families: the BigGAN-deep config itself.
+        d["model"] = (config_from_dict(m["config"], m["family"]) if "family" in m
+                      else config_from_dict(m))
         return cls(**d)
 
     def compute_key(self) -> TrainConfig:
@@ -154,15 +156,15 @@ def compiled_step(tc: TrainConfig):
     """``step(state, real [d_steps, B, R, R, 3], labels [d_steps, B], key) -> (state,
     metrics)``, jitted; cached per :meth:`TrainConfig.compute_key`."""
     cfg = tc.model
-    G = Generator(cfg, train=True)
+    G = family_of(cfg).generator(cfg, train=True)
     D = Discriminator(tc.dconfig)
-    blend = tuple(map(jnp.asarray, stats_blend(1.0, cfg.n_stats)))
+    blend = statistic_weights(cfg, 1.0)
     opt_g, opt_d = _optimizers(tc)
     k = cfg.num_classes
 
     def generate(g_params, key):
         kz, ky = jax.random.split(key)
-        z = jax.random.truncated_normal(kz, -2.0, 2.0, (tc.batch_size, cfg.z_dim), jnp.float32)
+        z = base_latents(cfg, kz, (tc.batch_size, cfg.z_dim))
         y = jax.random.randint(ky, (tc.batch_size,), 0, k)
         images, _ = G.apply({"params": g_params}, z, jax.nn.one_hot(y, k), blend)
         return images, y
@@ -227,7 +229,7 @@ def run_steps(tc: TrainConfig, state: dict, until: int, on_step=None) -> dict:
 
 
 def finalize(tc: TrainConfig, state: dict, model_id: str = "toyworld-biggan-deep",
-             progress: bool = False) -> BigGAN:
+             progress: bool = False) -> Model:
     """The plain jaxaware model of a training state: (EMA) generator, spectral norm folded
     (exact sigma), 51 standing-statistics rows, toy-world class names."""
     params = state["ema"] if tc.use_ema else state["g"]
@@ -236,7 +238,7 @@ def finalize(tc: TrainConfig, state: dict, model_id: str = "toyworld-biggan-deep
     stats = standing_stats(tc.model, params, tc.standing_batches, tc.standing_batch_size,
                            seed=tc.seed + 7, progress=progress)
     variables = {"params": jax.device_get(params), "stats": stats}
-    return BigGAN(tc.model, variables, model_id, WORLD.class_names)
+    return Model(tc.model, variables, model_id, WORLD.class_names)
 
 
 def _trim_log(log: Path, step: int) -> None:
@@ -255,7 +257,7 @@ def train(
     progress: bool = True,
     stop_after: int | None = None,
     model_id: str = "toyworld-biggan-deep",
-) -> BigGAN | None:
+) -> Model | None:
     """Train (or resume) into ``out``; returns the final model, saved at ``out/model``.
 
     ``out/checkpoint`` holds the latest training state (every ``checkpoint_every`` steps

@@ -1,0 +1,175 @@
+"""Generating: one pure function for JAX users, and the host wrappers most users call.
+
+:func:`forward` is a pure function of ``(config, variables, z, classes, blend, edits,
+capture)``: it can sit inside a user's ``jit``, ``vmap``, ``grad`` (e.g. gradients with
+respect to class vectors or edit strengths) or sharded computation. :func:`generate` and
+:func:`sample` are thin host wrappers over it: they check the inputs, turn the truncation
+into statistic-row weights on the host (so changing truncation, classes or latents never
+recompiles) and call one cached ``jit`` of :func:`forward` per config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxaware.classes import to_class_vectors
+from jaxaware.errors import JaxawareError
+from jaxaware.interventions import check_interventions
+from jaxaware.models import family_of
+from jaxaware.models.layers import NOTHING, Capture
+from jaxaware.sites import resolve_site
+
+__all__ = ["Capture", "NOTHING", "forward", "jitted_forward", "generate", "sample",
+           "check_latents", "statistic_weights", "to_uint8"]
+
+
+def forward(config, variables, z, classes, blend, edits=None, capture: Capture = NOTHING):
+    """Images ``[B, H, W, 3]`` in [-1, 1] and captured values: a pure function.
+
+    Args:
+      config: the model's config (hashable; close over it or pass it as a static argument).
+      variables: ``{'params', 'stats'}`` (a :class:`~jaxaware.model.Model`'s ``variables``).
+      z: latents ``[B, z_dim]``.
+      classes: integer labels ``[B]`` (one-hot encoded here), class vectors
+        ``[B, num_classes]``, or per-block class vectors ``[B, n_blocks, num_classes]``.
+      blend: ``(rows int32 [2], weights float32 [2])``, from :func:`statistic_weights`.
+      edits: None, ``{site: ChannelEdit}`` or a :class:`~jaxaware.interventions.FlatEdit`.
+      capture: a static :class:`~jaxaware.models.layers.Capture`.
+
+    Returns:
+      ``(images, captured)``; ``captured`` is ``{site: {...}}`` (empty with ``NOTHING``).
+    """
+    family = family_of(config)
+    y = jnp.asarray(classes)
+    if jnp.issubdtype(y.dtype, jnp.integer):
+        y = jax.nn.one_hot(y, config.num_classes, dtype=jnp.float32)
+    if y.ndim not in (2, 3) or y.shape[-1] != config.num_classes or (
+        y.ndim == 3 and y.shape[1] != config.n_blocks
+    ):
+        raise JaxawareError(
+            f"classes must be labels [B], class vectors [B, {config.num_classes}] or per-block "
+            f"class vectors [B, {config.n_blocks}, {config.num_classes}]; got {list(y.shape)}"
+        )
+    if jnp.ndim(z) != 2 or jnp.shape(z)[1] != config.z_dim or jnp.shape(z)[0] != y.shape[0]:
+        raise JaxawareError(f"latents must have shape [{y.shape[0]}, {config.z_dim}]; got "
+                            f"{list(jnp.shape(z))}")
+    module = family.generator(config)
+    return module.apply(variables, z, y, blend, capture, edits)
+
+
+@functools.lru_cache(maxsize=None)
+def jitted_forward(config):
+    """``jax.jit`` of :func:`forward` with ``config`` bound (``capture`` static), cached per
+    config: what :func:`generate` calls; its ``_cache_size()`` counts compilations."""
+    return jax.jit(functools.partial(forward, config), static_argnames=("capture",))
+
+
+def statistic_weights(config, truncation, correct_lerp: bool = False):
+    """``(rows, weights)`` of the statistic rows a truncation blends, for :func:`forward`."""
+    rows, weights = family_of(config).stats_blend(config, truncation, correct_lerp)
+    return jnp.asarray(rows), jnp.asarray(weights)
+
+
+def check_latents(z, config, batch: int | None = None) -> jnp.ndarray:
+    """Latents as float32 ``[B, z_dim]``; raises unless that shape, real and finite."""
+    try:
+        array = np.asarray(z)
+    except Exception:  # ragged lists and such
+        array = np.asarray(z, dtype=object)
+    shape = tuple(array.shape)
+    if len(shape) != 2 or shape[1] != config.z_dim or (batch is not None and shape[0] != batch):
+        want = f"[{batch if batch is not None else 'B'}, {config.z_dim}]"
+        raise JaxawareError(f"latents must have shape {want}; got {list(shape)}")
+    if array.dtype.kind not in "biuf":
+        raise JaxawareError(f"latents must be real numbers; got dtype {array.dtype}")
+    array = array.astype(np.float32)
+    if not np.isfinite(array).all():
+        raise JaxawareError("latents contain NaN or infinity; give finite values")
+    return jnp.asarray(array)
+
+
+def generate(
+    model,
+    z,
+    classes,
+    truncation: float,
+    *,
+    capture: Capture = NOTHING,
+    interventions=None,
+    correct_lerp: bool = False,
+):
+    """Images ``[B, H, W, 3]`` in [-1, 1] for latents ``z`` ``[B, z_dim]`` and ``classes``.
+
+    ``classes``: int labels ``[B]``, class vectors ``[B, num_classes]`` (soft labels and
+    mixtures) or per-block class vectors ``[B, n_blocks, num_classes]`` (style mixing).
+    ``truncation`` selects batch-norm statistics (draw ``z`` with the family's sampler at
+    the same truncation: :func:`sample` does). With an active ``capture``, returns
+    ``(images, {site: {'t', 'gamma', 'beta', 'features'}})``. ``interventions``: a dict
+    ``{site: ChannelEdit}`` (CCBN or block-output sites) or a ``FlatEdit``.
+    """
+    cfg = model.config
+    y = to_class_vectors(classes, cfg.num_classes, cfg.n_blocks)
+    z = check_latents(z, cfg, y.shape[0])
+    check_interventions(interventions, cfg)
+    if capture.sites is not None:
+        # Fail on a typo instead of silently capturing nothing; labels (L13) become names.
+        sites = (capture.sites,) if isinstance(capture.sites, str) else capture.sites
+        names = tuple(resolve_site(cfg, name).name for name in sites)
+        capture = dataclasses.replace(capture, sites=names)
+    blend = statistic_weights(cfg, truncation, correct_lerp)
+    edits = dict(interventions) if isinstance(interventions, dict) else interventions
+    images, captured = jitted_forward(cfg)(model.variables, z, jnp.asarray(y), blend, edits,
+                                    capture=capture)
+    return (images, captured) if capture.active else images
+
+
+def sample(
+    model,
+    classes,
+    truncation: float = 1.0,
+    seed: int = 0,
+    per_class: int = 1,
+    batch_size: int = 16,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``per_class`` images of each class, latents from ``seed`` (the family's convention).
+
+    Returns ``(images [len(classes) * per_class, H, W, 3], labels)``; image ``i`` of class
+    ``k`` uses latent row ``i``, the same for every class.
+    """
+    if isinstance(per_class, bool) or int(per_class) != per_class or per_class < 1:
+        raise JaxawareError(f"per_class must be a positive integer; got {per_class!r}")
+    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+        raise JaxawareError(f"batch_size must be a positive integer; got {batch_size!r}")
+    labels = np.asarray(model.resolve_classes(list(classes)), np.int64)
+    if labels.size == 0:
+        raise JaxawareError("classes is empty; give at least one class")
+    z = model.family.sample_latents(int(per_class), model.config, truncation, seed)
+    labels = np.repeat(labels, int(per_class))
+    zs = np.tile(z, (len(labels) // int(per_class), 1))
+    batch_size = int(batch_size)
+    starts = range(0, len(labels), batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="sampling", unit="batch")
+    out = []
+    for s in starts:
+        zb, yb = zs[s : s + batch_size], labels[s : s + batch_size]
+        if len(yb) < batch_size:  # pad to one shape: one compilation
+            pad = batch_size - len(yb)
+            zb = np.concatenate([zb, np.zeros((pad, zb.shape[1]), zb.dtype)])
+            yb = np.concatenate([yb, np.zeros(pad, yb.dtype)])
+        out.append(np.asarray(generate(model, zb, yb, truncation))[: len(labels) - s])
+    return np.concatenate(out), labels
+
+
+def to_uint8(images) -> np.ndarray:
+    """[-1, 1] floats to uint8, as the reference's ``convert_to_images`` (``(x+1)/2*256``)."""
+    x = np.asarray(images, np.float32)
+    return np.clip((x + 1) / 2 * 256, 0, 255).astype(np.uint8)

@@ -203,7 +203,7 @@ class BigGANConfig:
         Reads ``resolution, G_ch, dim_z, shared_dim, hier, G_shared, G_attn, n_classes,
         BN_eps, SN_eps`` (defaults as BigGAN-PyTorch's ``Generator``) and refuses settings
         the port does not implement (``G_param`` other than SN, ``norm_style`` other than
-        bn, more than one singular vector). ``dim_z`` is rounded down as the reference does.
+        bn, ``mybn``, ``cross_replica``). ``dim_z`` is rounded down as the reference does.
         """
         def get(key, default):
             return d.get(key, default)
@@ -214,10 +214,10 @@ class BigGANConfig:
                     f"config {key}={get(key, allowed)!r} is not supported; jaxaware ports "
                     f"{key}={allowed!r}"
                 )
-        if int(get("num_G_SVs", 1)) != 1:
-            raise JaxawareError(
-                f"config num_G_SVs={get('num_G_SVs', 1)} is not supported; jaxaware ports 1"
-            )
+        for key in ("mybn", "cross_replica"):
+            if get(key, False):
+                raise JaxawareError(f"config {key}=True is not supported (its batch-norm "
+                                    "buffers differ); jaxaware ports the standard ccbn")
         try:
             resolution = int(get("resolution", 128))
             ch = int(get("G_ch", 64))

@@ -83,6 +83,7 @@ def blend_rows(table, blend):
     """``table[rows[0]] * weights[0] + table[rows[1]] * weights[1]`` (the reference's own
     expression, so the deep family's reversed interpolation is reproduced bit for bit)."""
     rows, weights = blend
+    table = jnp.asarray(table)  # NumPy variables closed over by a user's jit: index as JAX
     return table[rows[0]] * weights[0] + table[rows[1]] * weights[1]
 
 

@@ -106,6 +106,29 @@ def cmd_sites(args) -> None:
     print(format_site_table(config))
 
 
+def cmd_standing_stats(args) -> None:
+    from jaxaware.model import SHIPPED_MODELS, resolve_weights_path
+    from jaxaware.train.standing import with_standing_rows
+    from jaxaware.truncation import check_truncation
+    from jaxaware.weights_io import load_weights
+
+    if args.out is None and args.weights in SHIPPED_MODELS:
+        raise JaxawareError("give --out DIR: shipped models are not changed in place")
+    source = resolve_weights_path(args.weights)
+    model = _load_model(source)
+    truncations = [check_truncation(t) for t in args.truncation.split(",") if t.strip()]
+    updated = with_standing_rows(model, truncations, args.batches, args.batch_size, args.seed,
+                                 progress=not args.quiet)
+    extra = dict(load_weights(source)[1].get("extra") or {})
+    extra["standing_stats"] = {"truncations": list(updated.config.stats_truncations),
+                               "batches": args.batches, "batch_size": args.batch_size,
+                               "seed": args.seed}
+    out = args.out or source
+    updated.save(out, extra=extra)
+    rows = ", ".join(str(t) for t in updated.config.stats_truncations)
+    print(f"wrote {out}: standing statistics at truncation {rows} (and the stored row 0)")
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -178,6 +201,19 @@ def build_parser() -> argparse.ArgumentParser:
                       "awareness.npz", cmd_awareness)
     a.add_argument("--num-latents", type=_positive_int, default=1000)
     a.add_argument("--figure", default=None, help="also write a PNG overview here")
+
+    st = sub.add_parser("standing-stats", help="re-estimate BigGAN batch-norm statistics at "
+                        "truncations and store them as extra rows")
+    st.add_argument("weights", help="an original BigGAN weights directory")
+    st.add_argument("--truncation", required=True, help="one or more truncations, e.g. 0.5 "
+                    "or 0.25,0.5,1.0")
+    st.add_argument("--batches", type=_positive_int, default=16,
+                    help="batches averaged per truncation (default 16, as BigGAN-PyTorch)")
+    st.add_argument("--batch-size", type=_positive_int, default=64)
+    st.add_argument("--seed", type=int, default=0)
+    st.add_argument("--out", default=None, help="output weights directory (default: in place)")
+    st.add_argument("--quiet", action="store_true", help="no progress bar")
+    st.set_defaults(run=cmd_standing_stats)
 
     t = sub.add_parser("sites", help="table of probe/intervention sites")
     t.add_argument("weights", nargs="?", default=None,

@@ -269,3 +269,40 @@ def test_preset_of_the_wrong_size(tmp_path):
     with pytest.raises(JaxawareError, match="^checkpoint tensor 'shared.weight' has shape"):
         convert(str(d), str(tmp_path / "out"), preset="biggan-128")
     assert not os.path.exists(tmp_path / "out")
+
+
+def test_standing_stats_rows(converted, tmp_path, capsys):
+    """`jaxaware standing-stats` adds one row per truncation; a truncation with a row uses
+    it, any other the stored row 0; the first CCBN's row is the batch moments of the linear
+    layer's output over the same latents (computed here by hand)."""
+    import jax
+
+    from jaxaware.train.standing import base_latents
+
+    _, model, ckpt = converted["tiny-32-hier"]
+    weights = tmp_path / "w"
+    assert main(["convert", str(ckpt), str(weights)]) == 0
+    before = load(str(weights))
+    z = np.random.RandomState(11).standard_normal((2, before.config.z_dim)).astype(np.float32)
+    classes = np.array([0, 1])
+    at = {t: np.asarray(generate(before, 0.5 * z, classes, t)) for t in (0.5, 0.7)}
+    assert main(["standing-stats", str(weights), "--truncation", "0.5,1.0", "--batches", "1",
+                 "--batch-size", "8", "--quiet"]) == 0
+    assert capsys.readouterr().out.endswith(
+        "standing statistics at truncation 0.5, 1.0 (and the stored row 0)\n")
+    after = load(str(weights))
+    cfg = after.config
+    assert (cfg.n_stats, cfg.stats_truncations) == (3, (0.5, 1.0))
+    np.testing.assert_array_equal(np.asarray(generate(after, 0.5 * z, classes, 0.7)), at[0.7])
+    assert np.abs(np.asarray(generate(after, 0.5 * z, classes, 0.5)) - at[0.5]).max() > 1e-4
+
+    base = np.asarray(base_latents(cfg, jax.random.fold_in(jax.random.PRNGKey(0), 0),
+                                   (8, cfg.z_dim)))
+    z0 = (0.5 * base)[:, : cfg.z_chunk]
+    p = after.params["linear"]
+    h = (z0 @ p["kernel"] + p["bias"]).reshape(8 * 16, -1)
+    stats = after.variables["stats"]["block0"]["bn1"]
+    np.testing.assert_allclose(stats["mean"][1], h.mean(0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(stats["var"][1], h.var(0, ddof=1), rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(stats["mean"][0], before.variables["stats"]["block0"]["bn1"]
+                                  ["mean"][0])

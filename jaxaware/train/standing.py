@@ -100,3 +100,47 @@ def standing_stats(
             acc = got if acc is None else jax.tree_util.tree_map(jnp.add, acc, got)
         per_row.append(jax.tree_util.tree_map(lambda a: np.asarray(a) / batches, acc))
     return jax.tree_util.tree_map(lambda *r: np.stack(r).astype(np.float32), *per_row)
+
+
+def with_standing_rows(model, truncations, batches: int = 16, batch_size: int = 64,
+                       seed: int = 0, progress: bool = False):
+    """An original-BigGAN model with standing statistics at ``truncations`` added as rows.
+
+    BigGAN-PyTorch's ``utils.accumulate_standing_stats`` (with its ``myBN``) averages the
+    batch moments of ``num_standing_accumulations`` (16) batches of fresh latents in train
+    mode; we do the same, with ``batches`` batches of ``batch_size`` latents of the family's
+    law at each truncation (balanced classes), and store one row per truncation. Row 0 (the
+    converted running statistics) is kept; a truncation that already has a row gets it
+    replaced. Generation at such a truncation then normalises with its own row.
+    """
+    import dataclasses
+
+    from jaxaware.errors import JaxawareError
+    from jaxaware.truncation import check_truncation
+
+    family = family_of(model.config)
+    if family.name != "biggan":
+        raise JaxawareError(
+            f"standing statistics are added to original BigGAN models; this is a "
+            f"{family.title} model, which already holds {model.config.n_stats} "
+            "truncation-indexed rows"
+        )
+    for name, value in (("batches", batches), ("batch_size", batch_size)):
+        if isinstance(value, bool) or int(value) != value or value < 1:
+            raise JaxawareError(f"{name} must be a positive integer; got {value!r}")
+    new = sorted({check_truncation(t) for t in truncations})
+    if not new:
+        raise JaxawareError("give at least one truncation in (0, 1]")
+    cfg = model.config
+    keep = [j for j, t in enumerate(cfg.stats_truncations, start=1)
+            if not any(abs(t - u) <= 1e-9 for u in new)]
+    rows = standing_stats(cfg, model.params, int(batches), int(batch_size), seed, progress,
+                          truncations=new)
+    old = model.variables["stats"]
+    stats = jax.tree_util.tree_map(
+        lambda o, r: np.concatenate([np.asarray(o)[[0] + keep], r]).astype(np.float32),
+        old, rows)
+    truncs = [cfg.stats_truncations[j - 1] for j in keep] + new
+    config = dataclasses.replace(cfg, n_stats=1 + len(truncs), stats_truncations=tuple(truncs))
+    variables = {**model.variables, "stats": stats}
+    return dataclasses.replace(model, config=config, variables=variables)

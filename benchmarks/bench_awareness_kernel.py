@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from jaxaware.awareness import _flip_counts, _moments
+from jaxaware.awareness import awareness_moments, flip_counts
 
 N_FULL, K_FULL, C_FULL = 1000, 1000, 24192
 
@@ -110,16 +110,16 @@ def flips_scan_1row(a_s, b_s):
 
 
 def library(a_s, a_o, b_s, b_o):
-    """The library kernels: jaxaware.awareness._moments + _flip_counts."""
-    return _moments(a_s, a_o, b_s, b_o, 128), _flip_counts(a_s, b_s)
+    """The library kernels: jaxaware.awareness.awareness_moments + flip_counts."""
+    return awareness_moments(a_s, a_o, b_s, b_o), flip_counts(a_s, b_s)
 
 
 def library_moments(a_s, a_o, b_s, b_o):
-    return _moments(a_s, a_o, b_s, b_o, 128)
+    return awareness_moments(a_s, a_o, b_s, b_o)
 
 
 def library_flips(a_s, a_o, b_s, b_o):
-    return _flip_counts(a_s, b_s)
+    return flip_counts(a_s, b_s)
 
 
 FORMULATIONS = {
@@ -159,7 +159,7 @@ def accuracy(n=1000, k=16, c=512, seed=1):
            "flip_fraction": float(flips.mean() / n)}  # fmt: skip
     args = tuple(map(jnp.asarray, (a_s, a_o, b_s, b_o)))
     cands = {
-        "library": (*_moments(*args, 128), _flip_counts(args[0], args[2])),
+        "library": (*awareness_moments(*args), flip_counts(args[0], args[2])),
         "previous": (*welford_tiles(*args), flips_searchsorted(args[0], args[2])),
     }
     for name, (m, m2, f) in cands.items():
@@ -216,12 +216,11 @@ def main():
     ap.add_argument("--quick", action="store_true", help="fewer channels, skip slow ones")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--chunks", default="32,50,64", help="class chunk sizes for the library")
-    ap.add_argument(
-        "--out",
-        default=os.path.join(
-            os.path.dirname(os.path.abspath(__file__)), "results", "awareness_kernel.json"
-        ),
-    )
+    results = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                           "awareness_kernel.json")
+    ap.add_argument("--out", default=results,
+                    help="where to save the JSON (a --quick run saves only when given)")
+    ap.add_argument("--latents", type=int, default=N_FULL)
     args = ap.parse_args()
     c = 4032 if args.quick else C_FULL
     print(f"jax {jax.__version__}  devices {jax.devices()}  cpus {os.cpu_count()}  "
@@ -241,10 +240,11 @@ def main():
     names = list(FORMULATIONS)
     if args.quick:
         names = [x for x in names if not x.startswith("previous")]
-    rows = bench(names, N_FULL, 64, c, args.reps)
+    n = min(args.latents, N_FULL)
+    rows = bench(names, n, 64, c, args.reps)
     for k in map(int, args.chunks.split(",")):
         if k != 64:
-            rows += bench(["library total (moments + flips)"], N_FULL, k, c, args.reps)
+            rows += bench(["library total (moments + flips)"], n, k, c, args.reps)
 
     print(
         f"\n{'formulation':58s} {'K':>4s} {'C':>6s} {'best s':>8s} {'ns/el':>7s} "
@@ -256,6 +256,8 @@ def main():
             f"{r['ns_per_element']:7.3f} {r['projected_full_s']:12.1f}  "
             f"{r['load_avg_1min'][0]:.1f}-{r['load_avg_1min'][1]:.1f}"
         )
+    if args.quick and args.out == results:
+        return
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({

@@ -1,11 +1,15 @@
-"""Benchmark: channel awareness at full scale and image generation, JAX vs PyTorch.
+"""Benchmark: channel awareness at full scale and image generation, JAX vs PyTorch, for
+both model families.
 
-(a) Awareness for the BigGAN-deep-256 architecture: all classes x all 48 CCBN layers x
-    N latents, jaxaware vs a straightforward PyTorch loop (per class: condition vectors,
-    each layer's scale/offset modules, t, mean, variance) on the same weights, in the
-    same run. Also the peak memory of each and a lower bound from FLOPs and bytes over this
-    machine's measured matmul and memory peaks.
-(b) Images/s for BigGAN-deep-128, batch 8: jaxaware vs pytorch_pretrained_biggan.
+(a) Awareness for the BigGAN-deep-256 architecture (all classes x 48 CCBN layers x N
+    latents) and for the original BigGAN-256 (the paper's model: 12 CCBN layers),
+    jaxaware vs a straightforward PyTorch loop (per class: condition vectors, each
+    layer's gain/bias modules, t, mean, variance) on the same weights, in the same run.
+    Also the peak memory of each and, for deep-256, a lower bound from FLOPs and bytes
+    over this machine's measured matmul and memory peaks.
+(b) Images/s at batch 8 for BigGAN-deep-128 (vs pytorch_pretrained_biggan) and for the
+    original BigGAN-128 (the 138k release architecture, vs our PyTorch reference of
+    BigGAN-PyTorch's generator).
 
 Each measurement runs in its own subprocess so that its peak RSS is its own. Weights are
 random (real ones cannot be downloaded here) but built and saved in the real format and
@@ -77,7 +81,7 @@ def part_awareness_jax(args) -> dict:
 
     model = load(args.weights)
     base = _rss_mb()
-    classes = list(range(args.classes))
+    classes = list(range(min(args.classes, model.config.num_classes)))
     # First call compiles; time the second, as a user running many analyses would see.
     run = lambda cls: compute_awareness(  # noqa: E731
         model, cls, args.latents, 1.0, 0, class_chunk=args.chunk
@@ -152,12 +156,45 @@ def part_images_torch(args) -> dict:
             "threads": r["threads"]}  # fmt: skip
 
 
+def _reference_biggan(checkpoint: str):
+    from convert.biggan_pytorch_io import read_checkpoint_dir
+    from convert.biggan_pytorch_reference import build_generator, load_generator_state
+
+    state, config, _ = read_checkpoint_dir(checkpoint, require_config=True)
+    return load_generator_state(build_generator(config), state)
+
+
+def part_awareness_torch_biggan(args) -> dict:
+    from convert.torch_awareness import torch_awareness_biggan
+
+    G = _reference_biggan(args.checkpoint)
+    base = _rss_mb()
+    measured = min(args.torch_classes, args.classes, G.n_classes)
+    torch_awareness_biggan(G, [0], args.latents, 1.0, 0)  # warm-up
+    t0 = time.perf_counter()
+    torch_awareness_biggan(G, list(range(measured)), args.latents, 1.0, 0)
+    seconds = (time.perf_counter() - t0) * args.classes / measured
+    return {"seconds": seconds, "classes_measured": measured, "peak_rss_mb": _peak_rss_mb(),
+            "working_mb": _peak_rss_mb() - base}
+
+
+def part_images_torch_biggan(args) -> dict:
+    from convert.torch_awareness import torch_images_per_second_biggan
+
+    G = _reference_biggan(args.checkpoint)
+    r = torch_images_per_second_biggan(G, batch=args.batch, repeats=args.repeats)
+    return {"best": r["best"], "median": r["median"], "peak_rss_mb": _peak_rss_mb(),
+            "threads": r["threads"]}
+
+
 PARTS = {
     "machine": part_machine,
     "awareness-jax": part_awareness_jax,
     "awareness-torch": part_awareness_torch,
+    "awareness-torch-biggan": part_awareness_torch_biggan,
     "images-jax": part_images_jax,
     "images-torch": part_images_torch,
+    "images-torch-biggan": part_images_torch_biggan,
 }
 
 
@@ -174,16 +211,22 @@ def run_part(name: str, **kw) -> dict:
 
 
 def make_models(workdir: str, names: list[str]) -> dict:
-    """Random reference checkpoints in the real format, converted by our converter."""
-    from convert.biggan_deep import convert
-    from convert.reference import preset, random_biggan, save_checkpoint
+    """Random reference checkpoints in the real format, converted by our converter:
+    ``biggan-deep-*`` as pytorch_pretrained_biggan saves them, others as BigGAN-PyTorch's
+    ``utils.save_weights`` does."""
+    from convert import convert
+    from convert import biggan_pytorch_reference as R
+    from convert.reference import get_config, random_biggan, save_checkpoint
 
     paths = {}
-    for name in names:
+    for name in dict.fromkeys(names):
         ckpt, weights = os.path.join(workdir, name), os.path.join(workdir, name + "-jax")
         print(f"  building random {name} in the checkpoint format ...", flush=True)
-        cfg = preset(name)
-        save_checkpoint(random_biggan(cfg, seed=0), cfg, ckpt, verify=False)
+        if not name.startswith(("biggan-", "tiny-")) or name.startswith("biggan-deep"):
+            cfg = get_config(name)
+            save_checkpoint(random_biggan(cfg, seed=0), cfg, ckpt, verify=False)
+        else:
+            R.save_checkpoint_dir(R.random_generator(name, seed=0, calib_batch=1), name, ckpt)
         convert(ckpt, weights)
         paths[name] = (ckpt, weights)
     return paths
@@ -224,16 +267,27 @@ def main() -> None:
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
     machine = run_part("machine")
+    names = {"deep": ("biggan-deep-256", "biggan-deep-128"),
+             "biggan": ("biggan-256", "biggan-128-138k")}
+    if args.quick:  # the small test architectures: checks every part runs, in seconds
+        names = {"deep": ("tiny", "tiny"), "biggan": ("tiny-64-hier", "tiny-32-hier")}
+    common = {"classes": args.classes, "latents": args.latents}
+    aw, im = {}, {}
     with tempfile.TemporaryDirectory() as work:
-        models = make_models(work, ["biggan-deep-256", "biggan-deep-128"])
-        ckpt256, w256 = models["biggan-deep-256"]
-        ckpt128, w128 = models["biggan-deep-128"]
-        common = {"classes": args.classes, "latents": args.latents}
-        aj = run_part("awareness-jax", weights=w256, chunk=args.chunk, **common)
-        at = run_part("awareness-torch", checkpoint=ckpt256, torch_classes=args.torch_classes,
-                      **common)  # fmt: skip
-        ij = run_part("images-jax", weights=w128, batch=args.batch, repeats=args.repeats)
-        it = run_part("images-torch", checkpoint=ckpt128, batch=args.batch, repeats=args.repeats)
+        for family, (aw_name, im_name) in names.items():
+            models = make_models(work, [aw_name, im_name])
+            (ckpt_a, w_a), (ckpt_i, w_i) = models[aw_name], models[im_name]
+            torch_suffix = "" if family == "deep" else "-biggan"
+            aw[family] = (aw_name, run_part("awareness-jax", weights=w_a, chunk=args.chunk,
+                                            **common),
+                          run_part("awareness-torch" + torch_suffix, checkpoint=ckpt_a,
+                                   torch_classes=args.torch_classes, **common))
+            im[family] = (im_name, run_part("images-jax", weights=w_i, batch=args.batch,
+                                            repeats=args.repeats),
+                          run_part("images-torch" + torch_suffix, checkpoint=ckpt_i,
+                                   batch=args.batch, repeats=args.repeats))
+    _, aj, at = aw["deep"]
+    ij, it = im["deep"][1:]
     bound = awareness_bounds(machine, args.latents, args.classes, aj["channels"], 128)
     result = {
         "machine": {**machine, "cpu": platform.processor() or platform.machine(),
@@ -241,12 +295,23 @@ def main() -> None:
         "awareness": {"classes": args.classes, "latents": args.latents, "sites": aj["sites"],
                       "channels": aj["channels"], "jax": aj, "torch": at,
                       "speedup": at["seconds"] / aj["seconds"], "lower_bound": bound},  # fmt: skip
-        "images": {"model": "biggan-deep-128", "batch": args.batch, "jax": ij, "torch": it,
+        "images": {"model": im["deep"][0], "batch": args.batch, "jax": ij, "torch": it,
                    "ratio": ij["best"] / it["best"]},  # fmt: skip
+        "biggan": {
+            "awareness": {"model": aw["biggan"][0], "classes": args.classes,
+                          "latents": args.latents, "sites": aw["biggan"][1]["sites"],
+                          "channels": aw["biggan"][1]["channels"], "jax": aw["biggan"][1],
+                          "torch": aw["biggan"][2],
+                          "speedup": aw["biggan"][2]["seconds"] / aw["biggan"][1]["seconds"]},
+            "images": {"model": im["biggan"][0], "batch": args.batch, "jax": im["biggan"][1],
+                       "torch": im["biggan"][2],
+                       "ratio": im["biggan"][1]["best"] / im["biggan"][2]["best"]},
+        },
         "quick": args.quick,
     }
     rows = [
-        ("awareness, deep-256", f"{args.classes} cls x {aj['sites']} layers x N={args.latents}",
+        (f"awareness, {aw['deep'][0]}",
+         f"{args.classes} cls x {aj['sites']} layers x N={args.latents}",
          f"{aj['seconds']:.2f} s", f"{at['seconds']:.1f} s"
          + (f" ({at['classes_measured']} cls measured)" if at["classes_measured"] < args.classes
             else ""), f"{result['awareness']['speedup']:.0f}x"),
@@ -254,21 +319,34 @@ def main() -> None:
          f"{at['peak_rss_mb']:.0f} / {at['working_mb']:.0f} MB", ""),
         ("  lower bound", f"{bound['flops'] / 1e9:.0f} GFLOP", f"{bound['seconds']:.2f} s", "",
          f"{bound['seconds'] / aj['seconds']:.0%} of bound"),
-        ("images/s, deep-128", f"batch {args.batch}", f"{ij['best']:.2f}", f"{it['best']:.2f}",
+        (f"images/s, {im['deep'][0]}", f"batch {args.batch}", f"{ij['best']:.2f}",
+         f"{it['best']:.2f}",
          f"{result['images']['ratio']:.2f}x"),
     ]  # fmt: skip
+    ba, bi = result["biggan"]["awareness"], result["biggan"]["images"]
+    rows += [
+        (f"awareness, {ba['model']}", f"{args.classes} cls x {ba['sites']} layers x "
+         f"N={args.latents}", f"{ba['jax']['seconds']:.2f} s", f"{ba['torch']['seconds']:.1f} s"
+         + (f" ({ba['torch']['classes_measured']} cls measured)"
+            if ba["torch"]["classes_measured"] < args.classes else ""),
+         f"{ba['speedup']:.0f}x"),
+        ("  peak RSS / working", "",
+         f"{ba['jax']['peak_rss_mb']:.0f} / {ba['jax']['working_mb']:.0f} MB",
+         f"{ba['torch']['peak_rss_mb']:.0f} / {ba['torch']['working_mb']:.0f} MB", ""),
+        (f"images/s, {bi['model']}", f"batch {args.batch}", f"{bi['jax']['best']:.2f}",
+         f"{bi['torch']['best']:.2f}", f"{bi['ratio']:.2f}x"),
+    ]
     head = ("benchmark", "size", "jaxaware", "pytorch", "ratio")
     widths = [max(len(r[i]) for r in rows + [head]) for i in range(5)]
     for r in [head, tuple("-" * w for w in widths), *rows]:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
     print(f"machine peaks: matmul {machine['matmul_gflops']:.0f} GFLOP/s, "
           f"memory {machine['bandwidth_gbs']:.1f} GB/s")  # fmt: skip
-    if not args.quick:
-        os.makedirs(os.path.dirname(args.out), exist_ok=True)
-        tmp = args.out + ".tmp"
-        with open(tmp, "w") as f:
+    if not args.quick or args.out != RESULTS:
+        from jaxaware.atomic import atomic_write
+
+        with atomic_write(args.out, "w") as f:
             json.dump(result, f, indent=2)
-        os.replace(tmp, args.out)
         print(f"saved {args.out}")
 
 

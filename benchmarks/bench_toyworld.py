@@ -13,7 +13,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -36,11 +35,16 @@ def bench(resolution: int, batch: int, batches: int, repeats: int) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="benchmarks/results/toyworld.json")
+    results = "benchmarks/results/toyworld.json"
+    ap.add_argument("--out", default=results,
+                    help="where to save the JSON (a --quick run saves only when given)")
     ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--images", type=int, default=20480, help="images per timed run at 32")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="a few images: checks it runs")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.batch, args.images, args.repeats = 64, 256, 1
     rows = [bench(32, args.batch, max(1, args.images // args.batch), args.repeats),
             bench(64, args.batch, max(1, args.images // 4 // args.batch), args.repeats)]
     try:
@@ -57,14 +61,13 @@ def main(argv=None) -> int:
         print(f"{r['resolution']:>10} {r['batch']:>6} {r['images']:>7} "
               f"{r['images_per_s_best']:>11} {r['images_per_s_median']:>13}")
     print(f"machine: {os.cpu_count()} CPU cores, load average {load}")
-    out_dir = os.path.dirname(os.path.abspath(args.out))
-    os.makedirs(out_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
+    if args.quick and args.out == results:
+        return 0
+    from jaxaware.atomic import atomic_write
+
+    with atomic_write(args.out, "w") as fh:
         json.dump(result, fh, indent=2)
         fh.write("\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, args.out)
     print(f"wrote {args.out}")
     return 0
 

@@ -132,7 +132,18 @@ def rule_table(config: BigGANDeepConfig) -> dict[str, Rule]:
 
 def convert_state_dict(state: dict[str, np.ndarray], config: BigGANDeepConfig) -> dict:
     """Converts a reference state dict (numpy values) to nested ``{'params', 'stats'}``."""
+    check_reference_compatible(config)
     return apply_rules(rule_table(config), state, "BigGAN-deep")
+
+
+def check_reference_compatible(config: BigGANDeepConfig) -> None:
+    """Raises unless ``pytorch_pretrained_biggan`` can hold the architecture."""
+    if not config.reference_compatible:
+        raise JaxawareError(
+            f"config layers run from width {config.layers[0][1]} to {config.layers[-1][2]}; "
+            "pytorch_pretrained_biggan needs the first layer to take 16 (x channel_width) and "
+            "the last to give 1"
+        )
 
 
 def load_reference_checkpoint(

@@ -36,7 +36,13 @@ from pathlib import Path
 
 import numpy as np
 
-from convert.biggan_deep import CONFIG_NAME, WEIGHTS_NAME, config_json, sn_sigma
+from convert.biggan_deep import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    check_reference_compatible,
+    config_json,
+    sn_sigma,
+)
 from jaxaware.atomic import atomic_directory
 from jaxaware.models import BigGANDeepConfig
 from jaxaware.errors import JaxawareError
@@ -97,6 +103,7 @@ def _conv1x1(k):  # [I, O] -> [O, I, 1, 1]
 
 def export_state_dict(variables: dict, config: BigGANDeepConfig) -> dict[str, np.ndarray]:
     """Our ``{'params', 'stats'}`` as a reference state dict of float32 numpy arrays."""
+    check_reference_compatible(config)
     params, stats = variables["params"], variables["stats"]
     cfg = config
     ch = cfg.channel_width

@@ -221,7 +221,28 @@ def build_parser() -> argparse.ArgumentParser:
                    "as biggan-256 or biggan-deep-256 "
                    "(default: the shipped toy-world model)")
     t.set_defaults(run=cmd_sites)
+    for module in PLUGINS:
+        _register(module, sub, model_command)
     return p
+
+
+#: Modules that add subcommands: each has ``register(sub, model_command)``, where ``sub`` is
+#: the subparsers object and ``model_command(name, help, classes, out, run)`` adds a command
+#: taking the usual weights / --classes / --truncation / --seed / --out / --quiet. Modules
+#: that are not there yet (or fail to import for a missing optional package) are skipped.
+PLUGINS = ("jaxaware.analysis.cli", "jaxaware.applications.cli", "jaxaware.evaluation")
+
+
+def _register(module: str, sub, model_command) -> None:
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name and (module == e.name or module.startswith(e.name + ".")):
+            return  # the plugin module itself is absent
+        raise
+    mod.register(sub, model_command)
 
 
 def main(argv=None) -> int:

@@ -28,7 +28,8 @@ __all__ = ["Capture", "NOTHING", "forward", "jitted_forward", "generate", "sampl
            "check_latents", "statistic_weights", "to_uint8"]
 
 
-def forward(config, variables, z, classes, blend, edits=None, capture: Capture = NOTHING):
+def forward(config, variables, z, classes, blend, edits=None, capture: Capture = NOTHING, *,
+            start: int = 0, stop: int | None = None, h=None):
     """Images ``[B, H, W, 3]`` in [-1, 1] and captured values: a pure function.
 
     Args:
@@ -40,9 +41,14 @@ def forward(config, variables, z, classes, blend, edits=None, capture: Capture =
       blend: ``(rows int32 [2], weights float32 [2])``, from :func:`statistic_weights`.
       edits: None, ``{site: ChannelEdit}`` or a :class:`~jaxaware.interventions.FlatEdit`.
       capture: a static :class:`~jaxaware.models.layers.Capture`.
+      start, stop, h: split the pass at block boundaries (static ints): ``stop=b`` returns
+        the input of block ``b`` instead of images; ``start=b`` with that ``h`` runs the
+        rest. Running the shared prefix once and only the suffix per edit is how a sweep
+        of edits at block ``b`` and later avoids recomputing blocks before ``b``.
 
     Returns:
-      ``(images, captured)``; ``captured`` is ``{site: {...}}`` (empty with ``NOTHING``).
+      ``(images, captured)``; ``captured`` is ``{site: {...}}`` (empty with ``NOTHING``);
+      with ``stop``, ``(h, captured)``.
     """
     family = family_of(config)
     y = jnp.asarray(classes)
@@ -58,8 +64,16 @@ def forward(config, variables, z, classes, blend, edits=None, capture: Capture =
     if jnp.ndim(z) != 2 or jnp.shape(z)[1] != config.z_dim or jnp.shape(z)[0] != y.shape[0]:
         raise JaxawareError(f"latents must have shape [{y.shape[0]}, {config.z_dim}]; got "
                             f"{list(jnp.shape(z))}")
+    n = config.n_blocks
+    if not (0 <= start < n and (stop is None or start < stop <= n)) or (start > 0) != (
+        h is not None
+    ):
+        raise JaxawareError(
+            f"start={start}, stop={stop}: need 0 <= start < stop <= {n} blocks, and h (the "
+            "input of block start) exactly when start > 0"
+        )
     module = family.generator(config)
-    return module.apply(variables, z, y, blend, capture, edits)
+    return module.apply(variables, z, y, blend, capture, edits, start, stop, h)
 
 
 @functools.lru_cache(maxsize=None)

@@ -241,3 +241,23 @@ def test_generate_does_not_recompile_across_edit_values():
         generate(model, z, labels, 0.5, interventions=iv.flat_zero(cfg, [col]))
     assert apply._cache_size() == size
     assert NOTHING.active is False
+
+
+@KINDS
+def test_split_forward_equals_the_whole(kind):
+    """stop=b returns block b's input; start=b with it finishes the pass: for every b, the
+    same images (the split a channel sweep uses to skip the shared prefix)."""
+    model = _model(kind)
+    cfg = model.config
+    z, labels = _inputs(cfg, seed=12)
+    blend = statistic_weights(cfg, 0.5)
+    y = jnp.asarray(np.eye(cfg.num_classes, dtype=np.float32)[labels])
+    whole = np.asarray(forward(cfg, model.variables, z, y, blend)[0])
+    for b in range(1, cfg.n_blocks):
+        h, _ = forward(cfg, model.variables, z, y, blend, stop=b)
+        images, cap = forward(cfg, model.variables, z, y, blend, capture=Capture(), start=b, h=h)
+        assert np.abs(np.asarray(images) - whole).max() <= 1e-6, b
+        assert min(int(name[5]) for name in cap) == b  # blocks before b did not run
+    with raises(f"start=0, stop=0: need 0 <= start < stop <= {cfg.n_blocks} blocks, and h (the "
+                "input of block start) exactly when start > 0"):
+        forward(cfg, model.variables, z, y, blend, stop=0)

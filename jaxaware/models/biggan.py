@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from typing import Any, ClassVar
 
 import flax.linen as nn
@@ -51,6 +52,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxaware._checks import config_bool, config_fraction, config_int, is_int
 from jaxaware.errors import JaxawareError
 from jaxaware.models.family import AffineMaps, Family, Site
 from jaxaware.models.layers import (
@@ -104,21 +106,12 @@ class BigGANConfig:
     family: ClassVar[str] = "biggan"
 
     def __post_init__(self):
-        object.__setattr__(self, "attention", tuple(sorted(int(a) for a in self.attention)))
-        object.__setattr__(
-            self, "stats_truncations", tuple(float(t) for t in self.stats_truncations)
-        )
+        _check_fields(self)  # types and ranges first: one-line errors, never a traceback
         if self.resolution not in G_ARCH:
             raise JaxawareError(
                 f"resolution {self.resolution} has no BigGAN architecture; "
                 f"use one of {', '.join(map(str, G_ARCH))}"
             )
-        for name in ("channel_width", "z_dim", "num_classes"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise JaxawareError(f"{name} must be a positive integer; got {value!r}")
-        if self.shared and (not isinstance(self.shared_dim, int) or self.shared_dim < 1):
-            raise JaxawareError(f"shared_dim must be a positive integer; got {self.shared_dim!r}")
         if self.hier and not self.shared:
             raise JaxawareError(
                 "hier=True needs shared=True: BigGAN-PyTorch concatenates the class input with "
@@ -134,10 +127,6 @@ class BigGANConfig:
                 f"channel_width {self.channel_width} is too small: attention needs at least 8 "
                 "channels at every block"
             )
-        for name in ("eps", "sn_eps"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0 < value < 1:
-                raise JaxawareError(f"{name} must be a number in (0, 1); got {value!r}")
         if self.n_stats != 1 + len(self.stats_truncations):
             raise JaxawareError(
                 f"n_stats {self.n_stats} does not match {len(self.stats_truncations)} "
@@ -240,6 +229,32 @@ class BigGANConfig:
         z_dim = dim_z // slots * slots if hier else dim_z
         return cls(resolution, ch, z_dim, shared_dim, hier, shared, attention, n_classes,
                    eps, sn_eps)
+
+
+def _check_fields(cfg: BigGANConfig) -> None:
+    """Types and ranges of every field (normalised to Python ints/floats/bools/tuples), in
+    the same words as :class:`~jaxaware.models.BigGANDeepConfig`'s."""
+    def setf(name, value):
+        object.__setattr__(cfg, name, value)
+
+    for name in ("resolution", "channel_width", "z_dim", "num_classes", "n_stats"):
+        setf(name, config_int(getattr(cfg, name), name))
+    setf("hier", config_bool(cfg.hier, "hier"))
+    setf("shared", config_bool(cfg.shared, "shared"))
+    setf("shared_dim", config_int(cfg.shared_dim, "shared_dim", 1 if cfg.shared else 0))
+    for name in ("eps", "sn_eps"):
+        setf(name, config_fraction(getattr(cfg, name), name))
+    if not isinstance(cfg.attention, (list, tuple)) or not all(
+            is_int(a) and a >= 1 for a in cfg.attention):
+        raise JaxawareError(f"config attention must be a list of resolutions (positive "
+                            f"integers, e.g. [64]); got {cfg.attention!r}")
+    setf("attention", tuple(sorted(int(a) for a in cfg.attention)))
+    if not isinstance(cfg.stats_truncations, (list, tuple)) or not all(
+            isinstance(t, (numbers.Real, np.floating, np.integer))
+            and not isinstance(t, (bool, np.bool_)) for t in cfg.stats_truncations):
+        raise JaxawareError(f"config stats_truncations must be a list of truncations in "
+                            f"(0, 1]; got {cfg.stats_truncations!r}")
+    setf("stats_truncations", tuple(float(t) for t in cfg.stats_truncations))
 
 
 PRESETS = {
@@ -345,7 +360,8 @@ class BigGANGenerator(nn.Module):
     feeds the linear layer and chunk ``i + 1`` block ``i``: per-block latents are the
     chunks); ``y`` class vectors ``[B, num_classes]`` or per block
     ``[B, n_blocks, num_classes]``; ``blend``, ``capture`` and ``edits`` as for every family
-    (:class:`jaxaware.models.biggan_deep.BigGANDeepGenerator`). Returns
+    (:class:`jaxaware.models.biggan_deep.BigGANDeepGenerator`), and so are ``start``,
+    ``stop``, ``h`` (run blocks ``start..stop-1`` only). Returns
     ``(images [B, H, W, 3] in [-1, 1], {site: {...}})``.
     """
 
@@ -353,7 +369,8 @@ class BigGANGenerator(nn.Module):
     train: bool = False
 
     @nn.compact
-    def __call__(self, z, y, blend, capture: Capture = NOTHING, edits=None):
+    def __call__(self, z, y, blend, capture: Capture = NOTHING, edits=None, start: int = 0,
+                 stop: int | None = None, h=None):
         cfg = self.config
         hook = SiteHook(capture, edits)
         ys = per_block(y, cfg.n_blocks)
@@ -368,11 +385,14 @@ class BigGANGenerator(nn.Module):
         else:
             z0, conds = z, es
         c0 = cfg.block_widths(0)[0]
-        h = nn.Dense(16 * c0, kernel_init=INIT, name="linear")(z0).reshape(-1, 4, 4, c0)
-        for i in range(cfg.n_blocks):
+        if start == 0:
+            h = nn.Dense(16 * c0, kernel_init=INIT, name="linear")(z0).reshape(-1, 4, 4, c0)
+        for i in range(start, cfg.n_blocks if stop is None else stop):
             h = GBlock(cfg, i, self.train, name=f"block{i}")(h, conds[i], blend, hook)
             if cfg.has_attention(i):
                 h = SelfAttention(h.shape[-1], name=f"attention{i}")(h)
+        if stop is not None:  # the input of block `stop` (the attention after stop-1 included)
+            return h, hook.captured
         c_last = h.shape[-1]
         h = FinalBN(c_last, cfg.n_stats, OUTPUT_BN_EPS, self.train, name="bn")(h, blend)
         h = nn.Conv(3, (3, 3), padding="SAME", kernel_init=INIT, name="to_rgb")(jax.nn.relu(h))

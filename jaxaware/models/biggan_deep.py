@@ -19,15 +19,15 @@ Forward math follows ``pytorch_pretrained_biggan`` in eval mode (see
 Parameter tree (collection ``params``; the statistics live in collection ``stats``)::
 
     embedding                      [num_classes, z_dim]        class vector -> e
-    gen_z/kernel, gen_z/bias       [2 z_dim, 16 * 16 ch], [..]  c -> 4x4 map (HWC order)
+    gen_z/kernel, gen_z/bias       [2 z_dim, 16 * C_0], [..]    c -> 4x4 map (HWC order)
     block{i}/bn{k}/scale|offset    [2 z_dim, C]                 gamma = 1 + c @ scale
     block{i}/conv0|conv3/kernel    [C_in, C_out]                1x1 convs as matrices
     block{i}/conv1|conv2/kernel    [3, 3, C_in, C_out]
     block{i}/conv{k}/bias          [C_out]
     attention/theta|phi|g|o/kernel [C_in, C_out]                1x1, no bias
     attention/gamma                []
-    bn/scale, bn/bias              [ch]                         final, unconditional BN
-    to_rgb/kernel, to_rgb/bias     [3, 3, ch, 3], [3]           reference keeps ch outputs
+    bn/scale, bn/bias              [C_last]                     final, unconditional BN
+    to_rgb/kernel, to_rgb/bias     [3, 3, C_last, 3], [3]       reference keeps ch outputs
     stats: block{i}/bn{k}/mean|var, bn/mean|var                 [n_stats, C]
 
 Every weight is already spectrally normalised (``W / sigma`` folded in at conversion).
@@ -44,6 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxaware._checks import config_fraction, config_int, is_int
 from jaxaware.errors import JaxawareError
 from jaxaware.models.family import AffineMaps, Family, Site
 from jaxaware.models.layers import (
@@ -95,8 +96,8 @@ class BigGANDeepConfig:
     family: ClassVar[str] = "biggan-deep"
 
     def __post_init__(self):
-        layers = tuple((bool(u), int(a), int(b)) for u, a, b in self.layers)
-        object.__setattr__(self, "layers", layers)
+        _check_fields(self)  # types and ranges first: one-line errors, never a traceback
+        layers = self.layers
         if not layers:
             raise JaxawareError("config has no layers; expected a list of [upsample, in, out]")
         for i in range(1, len(layers)):
@@ -111,13 +112,12 @@ class BigGANDeepConfig:
                     f"config layer {i} maps width {cin} to {cout}; a BigGAN-deep block keeps "
                     "its width or halves it"
                 )
-        # The reference reshapes gen_z's output to 16 * ch channels and runs its final BN and
-        # conv_to_rgb on ch channels, whatever the layer table says.
-        if layers[0][1] != 16 or layers[-1][2] != 1:
-            raise JaxawareError(
-                f"config layers run from width {layers[0][1]} to {layers[-1][2]}; BigGAN-deep "
-                "needs the first layer to take 16 (x channel_width) and the last to give 1"
-            )
+        for i, (_, cin, _) in enumerate(layers):
+            if cin * self.channel_width < 8:
+                raise JaxawareError(
+                    f"config layer {i} has {cin * self.channel_width} input channels; a "
+                    "BigGAN-deep block needs at least 8 (its bottleneck is a quarter of them)"
+                )
         if not 0 <= self.attention_layer_position <= len(layers):
             raise JaxawareError(
                 f"attention_layer_position {self.attention_layer_position} is outside "
@@ -129,6 +129,25 @@ class BigGANDeepConfig:
     @property
     def cond_dim(self) -> int:
         return 2 * self.z_dim
+
+    @property
+    def reference_compatible(self) -> bool:
+        """Whether ``pytorch_pretrained_biggan`` can hold this architecture: it reshapes
+        ``gen_z``'s output to ``16 * ch`` channels and runs its final BN and ``conv_to_rgb``
+        on ``ch`` channels whatever the layer table says, so the table must run from 16 to
+        1. Other tables (e.g. a constant width, as BigGAN's CIFAR models) are valid
+        jaxaware models but cannot be exported to, or converted from, that package."""
+        return self.layers[0][1] == 16 and self.layers[-1][2] == 1
+
+    @property
+    def stem_channels(self) -> int:
+        """Channels of ``gen_z``'s 4x4 map: the first block's input."""
+        return self.width(self.layers[0][1])
+
+    @property
+    def output_channels(self) -> int:
+        """Channels of the final BN and ``to_rgb``'s input: the last block's output."""
+        return self.width(self.layers[-1][2])
 
     def width(self, mult: int) -> int:
         return self.channel_width * mult
@@ -195,6 +214,31 @@ class BigGANDeepConfig:
                     f"{path} is not valid JSON ({e.msg}); expected a BigGAN config"
                 ) from None
         return cls.from_reference_dict(d)
+
+
+def _layer(layer, i: int) -> Layer:
+    """One ``[upsample, in, out]`` entry of ``layers``, checked."""
+    ok = (isinstance(layer, (list, tuple)) and len(layer) == 3
+          and (isinstance(layer[0], (bool, np.bool_)) or (is_int(layer[0]) and layer[0] in (0, 1)))
+          and all(is_int(v) and v >= 1 for v in layer[1:]))
+    if not ok:
+        raise JaxawareError(f"config layer {i} must be [upsample, in, out] with upsample true or "
+                            f"false and in, out positive integers; got {layer!r}")
+    return bool(layer[0]), int(layer[1]), int(layer[2])
+
+
+def _check_fields(cfg: BigGANDeepConfig) -> None:
+    """Types and ranges of every field (normalised to Python ints/floats/bools)."""
+    if not isinstance(cfg.layers, (list, tuple)) or not cfg.layers:
+        raise JaxawareError(f"config layers must be a non-empty list of [upsample, in, out]; "
+                            f"got {cfg.layers!r}")
+    object.__setattr__(cfg, "layers", tuple(_layer(x, i) for i, x in enumerate(cfg.layers)))
+    for name in ("output_dim", "z_dim", "class_embed_dim", "channel_width", "num_classes"):
+        object.__setattr__(cfg, name, config_int(getattr(cfg, name), name))
+    object.__setattr__(cfg, "attention_layer_position",
+                       config_int(cfg.attention_layer_position, "attention_layer_position", 0))
+    object.__setattr__(cfg, "n_stats", config_int(cfg.n_stats, "n_stats", 2))
+    object.__setattr__(cfg, "eps", config_fraction(cfg.eps, "eps"))
 
 
 PRESETS = {
@@ -319,7 +363,11 @@ class BigGANDeepGenerator(nn.Module):
       mixed), or per block ``[B, n_blocks, num_classes]`` (``gen_z`` reads block 0's);
     * ``blend`` = ``(rows, weights)`` from the family's ``stats_blend``;
     * ``capture``: a :class:`~jaxaware.models.layers.Capture` (static); ``edits``:
-      ``{site: ChannelEdit}``, a :class:`~jaxaware.interventions.FlatEdit`, or None.
+      ``{site: ChannelEdit}``, a :class:`~jaxaware.interventions.FlatEdit`, or None;
+    * ``start``, ``stop`` (static ints) run only blocks ``start..stop-1``: with ``start > 0``
+      ``h`` is the input of block ``start``; with ``stop`` the result is the input of block
+      ``stop`` instead of images (what :func:`jaxaware.generate.forward` uses to split a
+      forward pass at a block).
 
     Returns ``(images [B, H, W, 3] in [-1, 1], {site: {...}})``.
 
@@ -331,7 +379,8 @@ class BigGANDeepGenerator(nn.Module):
     train: bool = False
 
     @nn.compact
-    def __call__(self, z, y, blend, capture: Capture = NOTHING, edits=None):
+    def __call__(self, z, y, blend, capture: Capture = NOTHING, edits=None, start: int = 0,
+                 stop: int | None = None, h=None):
         cfg = self.config
         hook = SiteHook(capture, edits)
         embedding = self.param("embedding", INIT, (cfg.num_classes, cfg.z_dim))
@@ -340,13 +389,20 @@ class BigGANDeepGenerator(nn.Module):
             conds = [jnp.concatenate([z, y @ embedding], axis=-1)] * cfg.n_blocks
         else:
             conds = [jnp.concatenate([z, yi @ embedding], axis=-1) for yi in ys]
-        c0 = cfg.width(16)
-        h = nn.Dense(4 * 4 * c0, kernel_init=INIT, name="gen_z")(conds[0]).reshape(-1, 4, 4, c0)
-        for i in range(cfg.n_blocks):
-            if cfg.has_attention and i == cfg.attention_layer_position:
+        c0 = cfg.stem_channels
+        if start == 0:
+            h = nn.Dense(4 * 4 * c0, kernel_init=INIT, name="gen_z")(conds[0])
+            h = h.reshape(-1, 4, 4, c0)
+        attention = cfg.attention_layer_position if cfg.has_attention else None
+        for i in range(start, cfg.n_blocks if stop is None else stop):
+            if i == attention and not (0 < start == i):  # h given at `start` is past it
                 h = SelfAttention(cfg.attention_channels, name="attention")(h)
             h = DeepBlock(cfg, i, self.train, name=f"block{i}")(h, conds[i], blend, hook)
-        h = FinalBN(cfg.channel_width, cfg.n_stats, cfg.eps, self.train, name="bn")(h, blend)
+        if stop is not None:  # the input of block `stop` (attention before it included)
+            if stop == attention:
+                h = SelfAttention(cfg.attention_channels, name="attention")(h)
+            return h, hook.captured
+        h = FinalBN(cfg.output_channels, cfg.n_stats, cfg.eps, self.train, name="bn")(h, blend)
         h = nn.Conv(3, (3, 3), padding="SAME", kernel_init=INIT, name="to_rgb")(jax.nn.relu(h))
         return jnp.tanh(h), hook.captured
 

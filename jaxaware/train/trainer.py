@@ -37,6 +37,7 @@ from jaxaware.model import Model
 from jaxaware.models import config_from_dict, family_of
 from jaxaware.toyworld import WORLD, sample_dataset
 from jaxaware.train import checkpoint as ckpt
+from jaxaware.train.augment import augment, parse_policy
 from jaxaware.train.discriminator import DConfig, Discriminator, default_dconfig
 from jaxaware.train.init import init_discriminator, init_generator
 from jaxaware.train.spectral import (
@@ -48,6 +49,7 @@ from jaxaware.train.spectral import (
 )
 from jaxaware.train.standing import base_latents, standing_stats
 
+AUGMENT_STREAM = 0x5EED  # augmentation keys are fold_in(step key, this): other draws unchanged
 FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
@@ -75,6 +77,7 @@ class TrainConfig:
     standing_batches: int = 4
     standing_batch_size: int = 64
     fast_compile: bool = False  # XLA backend opt level 0: 2x faster compile, slower steps
+    augment: str = ""  # DiffAugment policies for D's inputs, e.g. "translation,cutout"
 
     def __post_init__(self):
         if self.model.num_classes != WORLD.num_classes:
@@ -83,6 +86,7 @@ class TrainConfig:
         if self.model.resolution not in (32, 64):
             raise JaxawareError(f"the toy world renders 32 or 64 px; the model config gives "
                                 f"{self.model.resolution}")
+        parse_policy(self.augment)
         for name in ("batch_size", "d_steps", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise JaxawareError(f"{name} must be >= 1; got {getattr(self, name)}")
@@ -161,6 +165,11 @@ def compiled_step(tc: TrainConfig):
     blend = statistic_weights(cfg, 1.0)
     opt_g, opt_d = _optimizers(tc)
     k = cfg.num_classes
+    policy = parse_policy(tc.augment)
+
+    def seen(images, key):
+        """What D sees: the images, DiffAugment-ed with ``key`` when a policy is set."""
+        return augment(key, images, policy) if policy else images
 
     def generate(g_params, key):
         kz, ky = jax.random.split(key)
@@ -169,9 +178,9 @@ def compiled_step(tc: TrainConfig):
         images, _ = G.apply({"params": g_params}, z, jax.nn.one_hot(y, k), blend)
         return images, y
 
-    def d_loss_fn(d_params, d_sn, real, real_y, fake, fake_y):
+    def d_loss_fn(d_params, d_sn, real, real_y, fake, fake_y, aug_key):
         d_norm, d_sn = spectral_normalize(d_params, d_sn)
-        logits = D.apply({"params": d_norm}, jnp.concatenate([real, fake]),
+        logits = D.apply({"params": d_norm}, seen(jnp.concatenate([real, fake]), aug_key),
                          jnp.concatenate([real_y, fake_y]))
         real_logits, fake_logits = jnp.split(logits, 2)
         loss = hinge_d_loss(real_logits, fake_logits)
@@ -181,6 +190,7 @@ def compiled_step(tc: TrainConfig):
         g_norm, g_sn = spectral_normalize(g_params, g_sn)
         fake, y = generate(g_norm, key)
         d_norm, _ = spectral_normalize(d_params, d_sn)
+        fake = seen(fake, jax.random.fold_in(key, AUGMENT_STREAM))
         return hinge_g_loss(D.apply({"params": d_norm}, fake, y)), g_sn
 
     def step(state, real, real_y, key):
@@ -191,7 +201,8 @@ def compiled_step(tc: TrainConfig):
         for i in range(tc.d_steps):
             fake, fake_y = generate(g_norm, keys[i])
             (d_loss, (d_sn, real_mean, fake_mean)), grads = jax.value_and_grad(
-                d_loss_fn, has_aux=True)(d, d_sn, real[i], real_y[i], fake, fake_y)
+                d_loss_fn, has_aux=True)(d, d_sn, real[i], real_y[i], fake, fake_y,
+                                         jax.random.fold_in(keys[i], AUGMENT_STREAM))
             updates, d_opt = opt_d.update(grads, d_opt, d)
             d = optax.apply_updates(d, updates)
         (g_loss, g_sn), grads = jax.value_and_grad(g_loss_fn, has_aux=True)(

@@ -35,11 +35,13 @@ def exists(path: str | os.PathLike) -> bool:
 def save(path: str | os.PathLike, state, tc) -> None:
     leaves = jax.device_get(jax.tree_util.tree_leaves(state))
     arrays = {f"leaf{i:05d}": np.asarray(x) for i, x in enumerate(leaves)}
-    save_weights(path, arrays, tc.model.to_reference_dict(), MODEL_ID, extra={
+    from jaxaware.models import family_of
+
+    save_weights(path, arrays, tc.model.to_dict(), MODEL_ID, extra={
         "step": int(np.asarray(state["step"])),
         "train_config": tc.to_dict(),
         "structure": _structure(state),
-    })
+    }, family=family_of(tc.model).name)
 
 
 def _comparable(d: dict) -> dict:

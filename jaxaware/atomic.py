@@ -100,6 +100,9 @@ __all__ = [
     "Terminated",
     "atomic_write",
     "atomic_directory",
+    "check_directory_destination",
+    "check_output_path",
+    "check_outputs_distinct",
     "clean_stale",
     "fsync_path",
     "sigterm_unwinds",
@@ -209,6 +212,126 @@ def _create_failed(folder: str, shown: str, e: OSError) -> JaxawareError:
                          f"({e.strerror}); choose a path in a folder you can write to")
 
 
+# --------------------------------------------------------------------------------------------
+# Checking an output path before any work
+# --------------------------------------------------------------------------------------------
+
+
+def _shown(path) -> str:
+    """``path`` as text, or a one-line error if it is not a path at all."""
+    if isinstance(path, bytes):
+        return os.fsdecode(path)
+    if not isinstance(path, (str, os.PathLike)):
+        raise JaxawareError(f"an output path must be a string or os.PathLike; got "
+                            f"{type(path).__name__}")
+    return os.fspath(path)
+
+
+def _nearest_existing(folder: str) -> str:
+    """``folder`` or its closest ancestor that exists (as anything)."""
+    while not os.path.lexists(folder):
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return folder
+
+
+def _check_folder_writable(folder: str, shown: str) -> None:
+    """The folder a destination goes in exists and is writable, or can be created: checked
+    without creating anything (the writer creates it)."""
+    base = _nearest_existing(folder)
+    if not os.path.isdir(base):
+        raise JaxawareError(f"cannot create folder {folder} for {shown} (a file is in the way); "
+                            "choose a path in a folder you can write to")
+    if not os.access(base, os.W_OK | os.X_OK):
+        if base == folder:
+            raise JaxawareError(f"cannot write a temporary file in {folder} for {shown} "
+                                f"({os.strerror(errno.EACCES)}); choose a path in a folder you "
+                                "can write to")
+        raise JaxawareError(f"cannot create folder {folder} for {shown} "
+                            f"({os.strerror(errno.EACCES)}); choose a path in a folder you can "
+                            "write to")
+    missing = os.path.relpath(folder, base).split(os.sep) if base != folder else []
+    for name in missing:
+        _check_name_length(base, name, shown)
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def check_output_path(path, *, reads: Iterable = (), directory: bool = False) -> str:
+    """Raises a one-line :class:`JaxawareError` unless ``path`` can be written by
+    :func:`atomic_write` (or, with ``directory``, by :func:`atomic_directory`); creates
+    nothing. Call it before any work, so nothing is computed and then fails to be written.
+
+    Refused: a path that is empty or not a path; for a file, one that ends in a separator
+    (``newdir/``) or names a directory, symlink, device, FIFO or socket; for a directory,
+    one that names a file or a symlink; a folder that cannot be created (a file is in the
+    way) or written to; a name longer than the file system allows; and a path equal to or
+    inside one of ``reads``: the files and directories the caller reads (so an output never
+    overwrites an input, e.g. ``--out W/params.npz`` while reading the weights directory
+    ``W``). ``reads`` holds paths, or ``(path, description)`` pairs for the message.
+
+    Whether an existing directory may be replaced (whose it is, what it holds) is the
+    directory writer's own check (:func:`check_directory_destination`).
+
+    Returns:
+      ``path`` as a string.
+    """
+    shown = _shown(path)
+    kind = "directory" if directory else "file"
+    if not shown:
+        raise JaxawareError(f"the output path is empty; give a {kind} path")
+    if "\0" in shown:
+        raise JaxawareError(f"{shown!r} contains a NUL character; give a {kind} path without it")
+    target = os.path.abspath(shown)
+    if directory:
+        try:
+            st = os.lstat(target)
+        except OSError:
+            st = None
+        if st is not None and not stat.S_ISDIR(st.st_mode):
+            raise JaxawareError(f"{shown} is {_kind(st.st_mode)}; refusing to replace it; "
+                                "choose a directory path")
+    else:
+        _check_file_destination(target, shown)
+        if shown.endswith((os.sep, "/") + ((os.altsep,) if os.altsep else ())):
+            raise JaxawareError(f"{shown} ends in '{shown[-1]}', so it names a directory; give "
+                                "a file path")
+    folder = os.path.dirname(target)
+    _check_folder_writable(folder, shown)
+    _check_name_length(_nearest_existing(folder), os.path.basename(target), shown)
+    real = os.path.realpath(target)
+    for item in reads:
+        source, description = item if isinstance(item, tuple) else (item, None)
+        if source is None:
+            continue
+        source = os.fspath(source)
+        real_source = os.path.realpath(source)
+        if real == real_source or (os.path.isdir(real_source) and _inside(real, real_source)):
+            where = "is" if real == real_source else "is inside"
+            name = f"{description} {source}" if description else source
+            raise JaxawareError(f"{shown} {where} {name}, which this command reads; write "
+                                "outputs elsewhere")
+    return shown
+
+
+def check_outputs_distinct(outputs: Iterable[tuple[str, object]]) -> None:
+    """Raises if two of ``(label, path)`` (paths None are skipped) name the same file, e.g.
+    ``--out same.npz --figure same.npz``: the second write would replace the first."""
+    seen: dict[str, str] = {}
+    for label, path in outputs:
+        if path is None:
+            continue
+        real = os.path.realpath(os.path.abspath(_shown(path)))
+        if real in seen:
+            raise JaxawareError(f"{seen[real]} and {label} are the same file {_shown(path)}; "
+                                "give each output its own path")
+        seen[real] = label
+
+
 def _claim(fd: int, path: str) -> bool:
     """Lock the open temporary entry ``fd`` and make sure ``path`` still names it.
 
@@ -263,6 +386,8 @@ def _new_temp_dir(folder: str, shown: str) -> tuple[str, int | None]:
             raise _create_failed(folder, shown, e) from None
         try:
             fd = os.open(tmp, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC)
+        except FileNotFoundError:
+            continue  # a cleaner removed it in the instant before we opened it: start over
         except OSError:
             return tmp, None  # directories cannot be opened here (Windows): age rule only
         if _claim(fd, tmp):
@@ -378,14 +503,14 @@ def atomic_write(path, mode: str = "wb"):
 
     Missing folders are created (and stay). ``path`` must be a regular file or nothing: a
     symlink, directory, device, FIFO or socket there raises :class:`JaxawareError` (checked
-    before writing and again before the rename), as do a folder that cannot be created or
-    written to and a name longer than the file system allows. Abandoned temporary entries
-    in the folder are removed first (see :func:`clean_stale`).
+    before writing and again before the rename), as do an empty path, one ending in a
+    separator, a folder that cannot be created or written to and a name longer than the
+    file system allows (:func:`check_output_path`, which callers run before any work).
+    Abandoned temporary entries in the folder are removed first (see :func:`clean_stale`).
     """
-    shown = os.fspath(path)
+    shown = check_output_path(path)
     target = os.path.abspath(shown)
     folder = os.path.dirname(target)
-    _check_file_destination(target, shown)
     _make_folder(folder, shown)
     _check_name_length(folder, os.path.basename(target), shown)
     clean_stale(folder)
@@ -518,6 +643,45 @@ def _foreign_entry(path: Path, name: str, expected: frozenset) -> JaxawareError:
                          "elsewhere, or use --force (force=True) to replace it anyway")
 
 
+def check_directory_destination(
+    path,
+    replaceable: Callable[[Path], bool],
+    refusal: Callable[[Path], Exception],
+    *,
+    expected_names: Iterable[str] | None = None,
+    force: bool = False,
+) -> bool:
+    """Whether ``path`` holds a directory :func:`atomic_directory` would replace (False for
+    nothing or an empty directory); raises ``refusal(path)`` for a file, a symlink or a
+    directory ``replaceable`` rejects, and a one-line error for an entry outside
+    ``expected_names`` (unless ``force``). The writer's own check, usable before any work."""
+    if not _shown(path):
+        raise JaxawareError("the output path is empty; give a directory path")
+    path = Path(path)
+    target = os.path.abspath(path)
+    try:
+        st = os.lstat(target)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:
+            return False  # reported by the name check
+        raise
+    if not stat.S_ISDIR(st.st_mode):
+        raise refusal(path)
+    names = sorted(os.listdir(target))
+    if not names:
+        return False
+    if not replaceable(path):
+        raise refusal(path)
+    if expected_names is not None and not force:
+        expected = frozenset(expected_names)
+        foreign = [name for name in names if name not in expected]
+        if foreign:
+            raise _foreign_entry(path, foreign[0], expected)
+    return True
+
+
 @contextlib.contextmanager
 def atomic_directory(
     path,
@@ -550,6 +714,7 @@ def atomic_directory(
       expected_names: the names this writer puts in the directory; None skips the check.
       force: replace a replaceable directory even if it holds other entries (they are lost).
     """
+    raw = path
     path = Path(path)
     shown = str(path)
     target = os.path.abspath(path)
@@ -557,29 +722,11 @@ def atomic_directory(
     expected = None if expected_names is None else frozenset(expected_names)
 
     def occupied() -> bool:
-        """Whether ``path`` holds a directory to replace; raises if it may not be replaced."""
-        try:
-            st = os.lstat(target)
-        except (FileNotFoundError, NotADirectoryError):
-            return False
-        except OSError as e:
-            if e.errno == errno.ENAMETOOLONG:
-                return False  # reported by the name check
-            raise
-        if not stat.S_ISDIR(st.st_mode):
-            raise refusal(path)
-        names = sorted(os.listdir(target))
-        if not names:
-            return False
-        if not replaceable(path):
-            raise refusal(path)
-        if expected is not None and not force:
-            foreign = [name for name in names if name not in expected]
-            if foreign:
-                raise _foreign_entry(path, foreign[0], expected)
-        return True
+        return check_directory_destination(raw, replaceable, refusal,
+                                           expected_names=expected, force=force)
 
     occupied()
+    check_output_path(shown, directory=True)
     _make_folder(parent, shown)
     _check_name_length(parent, os.path.basename(target), shown)
     clean_stale(parent)

@@ -26,15 +26,17 @@ from __future__ import annotations
 
 import dataclasses
 import zipfile
+from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxaware._checks import SEED_MAX, check_fits_in_memory, check_int, check_seed
 from jaxaware.atomic import atomic_write
 from jaxaware.errors import JaxawareError
 from jaxaware.models import family_of
-from jaxaware.sites import site_offsets, site_table
+from jaxaware.sites import site_offsets, site_table, total_channels
 from jaxaware.truncation import check_truncation
 
 FILE_KEYS = (
@@ -106,6 +108,7 @@ class Awareness:
                 f"cannot read {path} as an awareness .npz ({type(e).__name__}); "
                 "is the file complete?"
             ) from None
+        _check_file(d, path)
         return cls(
             category=d["category"],
             latent=d["latent"],
@@ -120,6 +123,57 @@ class Awareness:
         )
 
 
+def _check_file(d: dict, path) -> None:
+    """Every array of an awareness file against the sites it declares: ``site_names`` str
+    ``[S]`` (distinct), ``site_offsets`` int ``[S, 2]`` running contiguously from 0 to
+    ``C_total``, ``classes`` int ``[K]``, the three maps float ``[K, C_total]``, and the
+    scalars; so :meth:`Awareness.site` never returns a wrong or empty slice."""
+
+    def bad(key, want):
+        a = d[key]
+        raise JaxawareError(f"{path} is not a valid awareness file: {key} is {a.dtype} "
+                            f"{list(a.shape)}; expected {want}; re-create it")
+
+    names, offsets, classes = d["site_names"], d["site_offsets"], d["classes"]
+    if names.dtype.kind != "U" or names.ndim != 1 or names.size < 1 or len(
+            set(names.tolist())) != names.size:
+        bad("site_names", "distinct strings [S] with S >= 1")
+    s = names.size
+    want = f"integers [{s}, 2] whose [start, stop) columns run contiguously from 0"
+    if offsets.dtype.kind not in "iu" or offsets.shape != (s, 2):
+        bad("site_offsets", want)
+    for i, (start, stop) in enumerate(offsets.tolist()):
+        expect = 0 if i == 0 else int(offsets[i - 1, 1])
+        if start != expect or stop <= start:
+            where = "" if i == 0 else f", where row {i - 1} stops"
+            reason = (f"it must start at {expect}{where}" if start != expect
+                      else "it must be a non-empty [start, stop) range")
+            raise JaxawareError(f"{path} is not a valid awareness file: site_offsets row {i} "
+                                f"is {[start, stop]}; {reason}; re-create it")
+    total = int(offsets[-1, 1])
+    if classes.dtype.kind not in "iu" or classes.ndim != 1 or classes.size < 1 or (
+            classes < 0).any():
+        bad("classes", "non-negative integers [K] with K >= 1")
+    k = classes.size
+    for key in ("category", "latent", "flip_fraction"):
+        if d[key].dtype.kind != "f" or d[key].shape != (k, total):
+            bad(key, f"floats [{k}, {total}] ({k} classes x the {total} columns of its "
+                     f"{s} sites)")
+    scalars = {
+        "num_latents": ("iu", lambda v: v >= 1, "an integer >= 1"),
+        "truncation": ("f", lambda v: 0 < v <= 1, "a number in (0, 1]"),
+        "seed": ("iu", lambda v: -1 <= v <= SEED_MAX, f"an integer in -1..{SEED_MAX}"),
+        "model_id": ("U", lambda v: True, "a string"),
+    }
+    for key, (kinds, ok, what) in scalars.items():
+        a = d[key]
+        if a.ndim != 0:
+            bad(key, what)
+        if a.dtype.kind not in kinds or not ok(a[()]):
+            raise JaxawareError(f"{path} is not a valid awareness file: {key} is "
+                                f"{a.tolist()!r} ({a.dtype}); expected {what}; re-create it")
+
+
 def probes(config, params: dict, z, classes) -> dict[str, dict]:
     """Probes-only path: ``{site: {t, gamma, beta}}`` ``[B, C]`` with no convolution.
 
@@ -127,7 +181,15 @@ def probes(config, params: dict, z, classes) -> dict[str, dict]:
     ``[B, z_dim]``; ``classes`` integer labels ``[B]``, class vectors ``[B, num_classes]``
     or per-block class vectors ``[B, n_blocks, num_classes]``.
     """
-    affine = family_of(config).affine_maps(params, config)
+    family = family_of(config)
+    hint = f"give the params of a {family.title} model of this config (model.params)"
+    if not isinstance(params, Mapping):
+        raise JaxawareError(f"params must be a dict of arrays; got {type(params).__name__}; "
+                            f"{hint}")
+    try:
+        affine = family.affine_maps(params, config)
+    except KeyError as e:
+        raise JaxawareError(f"params lack {e.args[0]!r}; {hint}") from None
     y = jnp.asarray(classes)
     if jnp.issubdtype(y.dtype, jnp.integer):
         y = jax.nn.one_hot(y, config.num_classes, dtype=jnp.float32)
@@ -258,26 +320,42 @@ def compute_awareness(
     depend on the batch-norm statistics. Classes are processed ``class_chunk`` at a time, so
     memory is ``O((N + class_chunk) * C)``.
     """
-    config = model.config
+    from jaxaware.generate import check_model
+    from jaxaware.model import check_params
+
+    config = check_model(model).config
     family = family_of(config)
     truncation = check_truncation(truncation)
     classes = _check_classes(classes, config)
+    class_chunk = check_int(class_chunk, "class_chunk")
+    total = total_channels(config)
     if latents is None:
-        if isinstance(num_latents, bool) or int(num_latents) != num_latents or num_latents < 1:
-            raise JaxawareError(f"num_latents must be a positive integer; got {num_latents!r}")
-        z = family.sample_latents(int(num_latents), config, truncation, seed)
+        num_latents = check_int(num_latents, "num_latents")
+        seed = check_seed(seed)
+        check_fits_in_memory(awareness_bytes(config, num_latents, len(classes), class_chunk),
+                             f"awareness of {len(classes)} classes x {total} channels over "
+                             f"{num_latents} latents")
+        z = family.sample_latents(num_latents, config, truncation, seed)
     else:
-        z = np.asarray(latents)
+        try:
+            z = np.asarray(latents)
+        except (TypeError, ValueError):  # ragged lists and such
+            z = np.asarray(latents, dtype=object)
         if z.ndim != 2 or z.shape[1] != config.z_dim or z.shape[0] < 1:
             raise JaxawareError(
                 f"latents must have shape [N, {config.z_dim}] with N >= 1; got {z.shape}"
             )
         if z.dtype.kind not in "biuf":
             raise JaxawareError(f"latents must be real numbers; got dtype {z.dtype}")
+        check_fits_in_memory(awareness_bytes(config, z.shape[0], len(classes), class_chunk),
+                             f"awareness of {len(classes)} classes x {total} channels over "
+                             f"{z.shape[0]} latents")
         z = z.astype(np.float32)
         seed = -1
     if not np.isfinite(z).all():
         raise JaxawareError("latents contain NaN or infinity; give finite values")
+    variables = model.variables
+    check_params(config, variables.get("params") if isinstance(variables, Mapping) else None)
     n = z.shape[0]
     affine = family.affine_maps(model.params, config)
     total = affine.gain_latent.shape[1]
@@ -287,9 +365,7 @@ def compute_awareness(
     b_s, b_o = affine.class_parts(classes)
 
     k = len(classes)
-    if isinstance(class_chunk, bool) or int(class_chunk) != class_chunk or class_chunk < 1:
-        raise JaxawareError(f"class_chunk must be a positive integer; got {class_chunk!r}")
-    class_chunk = min(int(class_chunk), k)
+    class_chunk = min(class_chunk, k)
     out = [np.empty((k, total), dtype) for dtype in (np.float32, np.float32, np.int64)]
     starts = list(range(0, k, class_chunk))
     bar = None
@@ -328,6 +404,15 @@ def compute_awareness(
         seed=int(seed),
         model_id=model.model_id,
     )
+
+
+def awareness_bytes(config, num_latents: int, num_classes: int, class_chunk: int) -> int:
+    """Bytes :func:`compute_awareness` holds at its peak, roughly: the latents (float64 as
+    drawn, then float32), the latent parts ``[N, C]`` x 2, the results ``[K, C]`` and the
+    per-chunk blocks."""
+    c = total_channels(config)
+    return (num_latents * config.z_dim * 12 + 2 * num_latents * c * 4 + num_classes * c * 28
+            + 8 * min(class_chunk, num_classes) * c * 4)
 
 
 def _check_classes(classes, config) -> np.ndarray:

@@ -7,11 +7,18 @@ written to a temporary file and renamed, so a failed run leaves nothing half-wri
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import numpy as np
 
-from jaxaware.atomic import atomic_write
+from jaxaware._checks import check_fits_in_memory, check_seed
+from jaxaware.atomic import (
+    atomic_write,
+    check_output_path,
+    check_outputs_distinct,
+    sigterm_unwinds,
+)
 from jaxaware.errors import JaxawareError
 
 
@@ -39,7 +46,36 @@ def _load_model(path: str):
     return load(path)
 
 
+def check_outputs(args, *names: str) -> None:
+    """Every output path of a model command (the ``args`` attributes ``names``; None is
+    skipped), before any work: each writable as a file and not inside the weights
+    directory being read, and no two the same file. Plugin commands call it too."""
+    from jaxaware.model import resolve_weights_path
+
+    weights = resolve_weights_path(args.weights)
+    reads = [(weights, "the weights directory")]
+    outputs = [(f"--{name}", getattr(args, name)) for name in names]
+    for _, path in outputs:
+        if path is not None:
+            check_output_path(path, reads=reads)
+    check_outputs_distinct(outputs)
+
+
+def grid_bytes(config, num_images: int, zoom: int) -> int:
+    """Bytes ``jaxaware sample`` holds at its peak for a grid of ``num_images`` images:
+    what :func:`~jaxaware.generate.sample` holds, the uint8 images, zoomed, and the grid
+    (counted twice: the PNG encoder's buffers)."""
+    from jaxaware.generate import sample_bytes
+
+    side = config.resolution * zoom
+    return (sample_bytes(config, num_images) + num_images * config.resolution ** 2 * 3
+            + num_images * config.resolution * side * 3 + 3 * num_images * (side + 2) ** 2 * 3)
+
+
 def cmd_convert(args) -> None:
+    from jaxaware.weights_io import check_weights_destination
+
+    check_weights_destination(args.out, force=args.force)
     try:
         from convert import convert
 
@@ -56,8 +92,13 @@ def cmd_convert(args) -> None:
 def cmd_sample(args) -> None:
     from jaxaware.generate import sample, to_uint8
 
+    check_outputs(args, "out")
     model = _load_model(args.weights)
     classes = model.resolve_classes(args.classes)
+    res = model.config.resolution
+    check_fits_in_memory(grid_bytes(model.config, len(classes) * args.per_class, args.zoom),
+                         f"a grid of {len(classes)} x {args.per_class} images of {res}x{res} at "
+                         f"zoom {args.zoom}")
     images, _ = sample(
         model, classes, args.truncation, args.seed, args.per_class, progress=not args.quiet
     )
@@ -72,6 +113,7 @@ def cmd_sample(args) -> None:
 def cmd_awareness(args) -> None:
     from jaxaware.awareness import compute_awareness
 
+    check_outputs(args, "out", "figure")
     model = _load_model(args.weights)
     classes = model.resolve_classes(args.classes)
     aw = compute_awareness(
@@ -110,13 +152,20 @@ def cmd_standing_stats(args) -> None:
     from jaxaware.model import SHIPPED_MODELS, resolve_weights_path
     from jaxaware.train.standing import with_standing_rows
     from jaxaware.truncation import check_truncation
-    from jaxaware.weights_io import load_weights
+    from jaxaware.weights_io import check_weights_destination, load_weights
 
     if args.out is None and args.weights in SHIPPED_MODELS:
         raise JaxawareError("give --out DIR: shipped models are not changed in place")
     source = resolve_weights_path(args.weights)
-    model = _load_model(source)
     truncations = [check_truncation(t) for t in args.truncation.split(",") if t.strip()]
+    if not truncations:
+        raise JaxawareError(f"--truncation {args.truncation!r} names no truncation; give one "
+                            "or more numbers in (0, 1], e.g. 0.5 or 0.25,0.5,1.0")
+    if args.out is not None:  # in place (no --out) replaces the directory it reads, on purpose
+        in_place = os.path.realpath(args.out) == os.path.realpath(source)
+        check_weights_destination(
+            args.out, reads=() if in_place else [(source, "the weights directory")])
+    model = _load_model(source)
     updated = with_standing_rows(model, truncations, args.batches, args.batch_size, args.seed,
                                  progress=not args.quiet)
     extra = dict(load_weights(source)[1].get("extra") or {})
@@ -137,6 +186,17 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
     return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = text
+    try:
+        return check_seed(value)
+    except JaxawareError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _truncation(text: str) -> float:
@@ -186,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help=f'indices or names, e.g. 207,"golden retriever", or all '
                          f"(default: {classes})")
         cmd.add_argument("--truncation", type=_truncation, default=1.0)
-        cmd.add_argument("--seed", type=int, default=0)
+        cmd.add_argument("--seed", type=_seed, default=0)
         cmd.add_argument("--out", default=out)
         cmd.add_argument("--quiet", action="store_true", help="no progress bar")
         cmd.set_defaults(run=run)
@@ -210,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--batches", type=_positive_int, default=16,
                     help="batches averaged per truncation (default 16, as BigGAN-PyTorch)")
     st.add_argument("--batch-size", type=_positive_int, default=64)
-    st.add_argument("--seed", type=int, default=0)
+    st.add_argument("--seed", type=_seed, default=0)
     st.add_argument("--out", default=None, help="output weights directory (default: in place)")
     st.add_argument("--quiet", action="store_true", help="no progress bar")
     st.set_defaults(run=cmd_standing_stats)
@@ -248,10 +308,19 @@ def _register(module: str, sub, model_command) -> None:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        with sigterm_unwinds():  # SIGTERM removes temporary files too, then exits with 143
+            args.run(args)
     except JaxawareError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except MemoryError:  # the checks refuse what can never fit; this is memory in use elsewhere
+        print("error: out of memory; ask for less, or free memory and try again",
+              file=sys.stderr)
+        return 1
+    except OSError as e:  # the system failed a read or write (disk full, I/O error)
+        where = f": {e.filename}" if e.filename else ""
+        print(f"error: {e.strerror or type(e).__name__}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxaware._checks import check_fits_in_memory, check_int, check_seed
 from jaxaware.classes import to_class_vectors
 from jaxaware.errors import JaxawareError
 from jaxaware.interventions import check_interventions
@@ -25,7 +26,7 @@ from jaxaware.models.layers import NOTHING, Capture
 from jaxaware.sites import resolve_site
 
 __all__ = ["Capture", "NOTHING", "forward", "jitted_forward", "generate", "sample",
-           "check_latents", "statistic_weights", "to_uint8"]
+           "check_latents", "check_model", "sample_bytes", "statistic_weights", "to_uint8"]
 
 
 def forward(config, variables, z, classes, blend, edits=None, capture: Capture = NOTHING, *,
@@ -99,6 +100,9 @@ def check_latents(z, config, batch: int | None = None) -> jnp.ndarray:
     if len(shape) != 2 or shape[1] != config.z_dim or (batch is not None and shape[0] != batch):
         want = f"[{batch if batch is not None else 'B'}, {config.z_dim}]"
         raise JaxawareError(f"latents must have shape {want}; got {list(shape)}")
+    if shape[0] == 0:
+        raise JaxawareError(f"latents and classes are empty (shape {list(shape)}); give at "
+                            "least one latent and one class")
     if array.dtype.kind not in "biuf":
         raise JaxawareError(f"latents must be real numbers; got dtype {array.dtype}")
     array = array.astype(np.float32)
@@ -126,14 +130,16 @@ def generate(
     ``(images, {site: {'t', 'gamma', 'beta', 'features'}})``. ``interventions``: a dict
     ``{site: ChannelEdit}`` (CCBN or block-output sites) or a ``FlatEdit``.
     """
-    cfg = model.config
+    cfg = check_model(model).config
+    if not isinstance(capture, Capture):
+        raise JaxawareError(f"capture must be a Capture, e.g. Capture(features=True); got "
+                            f"{capture!r}")
     y = to_class_vectors(classes, cfg.num_classes, cfg.n_blocks)
     z = check_latents(z, cfg, y.shape[0])
     check_interventions(interventions, cfg)
     if capture.sites is not None:
         # Fail on a typo instead of silently capturing nothing; labels (L13) become names.
-        sites = (capture.sites,) if isinstance(capture.sites, str) else capture.sites
-        names = tuple(resolve_site(cfg, name).name for name in sites)
+        names = tuple(resolve_site(cfg, name).name for name in capture.sites)
         capture = dataclasses.replace(capture, sites=names)
     blend = statistic_weights(cfg, truncation, correct_lerp)
     edits = dict(interventions) if isinstance(interventions, dict) else interventions
@@ -156,17 +162,24 @@ def sample(
     Returns ``(images [len(classes) * per_class, H, W, 3], labels)``; image ``i`` of class
     ``k`` uses latent row ``i``, the same for every class.
     """
-    if isinstance(per_class, bool) or int(per_class) != per_class or per_class < 1:
-        raise JaxawareError(f"per_class must be a positive integer; got {per_class!r}")
-    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
-        raise JaxawareError(f"batch_size must be a positive integer; got {batch_size!r}")
-    labels = np.asarray(model.resolve_classes(list(classes)), np.int64)
+    check_model(model)
+    per_class = check_int(per_class, "per_class")
+    batch_size = check_int(batch_size, "batch_size")
+    seed = check_seed(seed, allow_none=True)
+    try:  # a string is a spec such as '207,"golden retriever"', not a list of letters
+        spec = classes if isinstance(classes, (str, int, np.integer)) else list(classes)
+    except TypeError:
+        raise JaxawareError(f"classes must be class indices or names (a list, an int, or a "
+                            f"string such as '207,\"golden retriever\"'); got "
+                            f"{classes!r}") from None
+    labels = np.asarray(model.resolve_classes(spec), np.int64)
     if labels.size == 0:
         raise JaxawareError("classes is empty; give at least one class")
-    z = model.family.sample_latents(int(per_class), model.config, truncation, seed)
-    labels = np.repeat(labels, int(per_class))
-    zs = np.tile(z, (len(labels) // int(per_class), 1))
-    batch_size = int(batch_size)
+    check_fits_in_memory(sample_bytes(model.config, labels.size * per_class),
+                         f"sampling {labels.size * per_class} images of {_size(model.config)}")
+    z = model.family.sample_latents(per_class, model.config, truncation, seed)
+    labels = np.repeat(labels, per_class)
+    zs = np.tile(z, (len(labels) // per_class, 1))
     starts = range(0, len(labels), batch_size)
     if progress:
         from tqdm.auto import tqdm
@@ -181,6 +194,26 @@ def sample(
             yb = np.concatenate([yb, np.zeros(pad, yb.dtype)])
         out.append(np.asarray(generate(model, zb, yb, truncation))[: len(labels) - s])
     return np.concatenate(out), labels
+
+
+def check_model(model):
+    """``model``, or a one-line error unless it is a :class:`~jaxaware.model.Model` (or
+    anything with a model config and ``variables``)."""
+    if not hasattr(model, "config") or not hasattr(model, "variables"):
+        raise JaxawareError(f"model must be a jaxaware Model (from jaxaware.load or "
+                            f"init_random); got {type(model).__name__}")
+    family_of(model.config)  # a config of a known family
+    return model
+
+
+def _size(config) -> str:
+    return f"{config.resolution}x{config.resolution}"
+
+
+def sample_bytes(config, num_images: int) -> int:
+    """Bytes :func:`sample` holds for ``num_images`` images: the float32 images twice (the
+    batches and their concatenation) and the latents."""
+    return 2 * num_images * config.resolution ** 2 * 3 * 4 + num_images * config.z_dim * 16
 
 
 def to_uint8(images) -> np.ndarray:

@@ -29,10 +29,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from jaxaware._checks import check_int
 from jaxaware.errors import JaxawareError
 
 
@@ -86,7 +88,7 @@ class ChannelEdit:
 
     def with_mask(self, mask) -> ChannelEdit:
         """Restricts the edit to a spatial mask ``[H, W]`` or ``[B, H, W]`` (values in [0, 1])."""
-        mask = jnp.asarray(mask, jnp.float32)
+        mask = jnp.asarray(_numbers(mask, "mask"))
         if mask.ndim not in (2, 3):
             raise JaxawareError(
                 f"mask must have shape [H, W] or [B, H, W]; got {tuple(mask.shape)}"
@@ -134,9 +136,21 @@ def _set(base: jnp.ndarray, idx: np.ndarray, values, what: str) -> jnp.ndarray:
 
 
 def _count(num_channels) -> int:
-    if isinstance(num_channels, bool) or int(num_channels) != num_channels or num_channels < 1:
-        raise JaxawareError(f"num_channels must be a positive integer; got {num_channels!r}")
-    return int(num_channels)
+    return check_int(num_channels, "num_channels")
+
+
+def _numbers(values, what: str):
+    """``values`` as a float32 array, or a one-line error unless they are real numbers (JAX
+    arrays, traced ones included, are converted as they are)."""
+    if isinstance(values, jax.Array):
+        return jnp.asarray(values, jnp.float32)
+    try:
+        array = np.asarray(values)
+    except (TypeError, ValueError):  # ragged lists and such
+        array = np.asarray(values, dtype=object)
+    if array.dtype.kind not in "biuf":
+        raise JaxawareError(f"{what} must be real numbers; got dtype {array.dtype}")
+    return array.astype(np.float32)
 
 
 def zero(channels, num_channels: int) -> ChannelEdit:
@@ -163,7 +177,7 @@ def replace(channels, values, num_channels: int) -> ChannelEdit:
     ``[B, H, W, C]`` (e.g. another synthesis's features at this site, for channel mixing).
     Only the selected channels of ``values`` are used."""
     e = ChannelEdit.identity(_count(num_channels))
-    values = jnp.asarray(values, jnp.float32)
+    values = jnp.asarray(_numbers(values, "replacement values"))
     if values.ndim and values.shape[-1] != num_channels:
         raise JaxawareError(
             f"replacement values must end in the site's {num_channels} channels; "

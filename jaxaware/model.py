@@ -18,12 +18,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxaware._checks import check_seed
 from jaxaware.classes import imagenet_class_aliases, resolve_classes
 from jaxaware.errors import JaxawareError
 from jaxaware.models import Family, config_from_dict, family_of
 from jaxaware.weights_io import load_weights, save_weights
 
-__all__ = ["Model", "load", "init_random", "variable_shapes", "check_variables",
+__all__ = ["Model", "load", "init_random", "variable_shapes", "check_variables", "check_params",
            "resolve_weights_path", "SHIPPED_MODELS", "DEFAULT_MODEL"]
 
 _DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
@@ -74,6 +75,10 @@ def resolve_weights_path(path: str | None) -> str:
     """A weights directory from a path, a shipped model's name, or None (the default)."""
     if path is None:
         path = DEFAULT_MODEL
+    elif not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise JaxawareError(f"the weights path is empty or not a path ({path!r}); give a "
+                            f"weights directory or a shipped model's name "
+                            f"({', '.join(SHIPPED_MODELS)})")
     elif path in SHIPPED_MODELS:
         path = SHIPPED_MODELS[path]
     else:
@@ -90,7 +95,10 @@ def load(path: str | None = None) -> Model:
     checksum and every parameter's presence, shape and dtype are verified."""
     path = resolve_weights_path(path)
     variables, meta = load_weights(path)
-    config = config_from_dict(meta["config"], meta.get("family"))
+    try:
+        config = config_from_dict(meta["config"], meta.get("family"))
+    except JaxawareError as e:
+        raise JaxawareError(f"{os.path.join(path, 'config.json')}: {e}") from None
     extra = meta.get("extra") or {}
     check_variables(config, variables, where=str(path))
     return Model(config, variables, meta.get("model_id", ""), _default_names(config, extra))
@@ -110,15 +118,29 @@ def check_variables(config, variables, where: str = "variables") -> None:
     """Raises unless ``variables`` has exactly the family's leaves, shapes and float dtypes."""
     if not isinstance(variables, dict):
         raise JaxawareError(f"{where}: variables must be a dict {{'params', 'stats'}}")
-    want = {jax.tree_util.keystr(p): s for p, s in
-            jax.tree_util.tree_leaves_with_path(variable_shapes(config))}
+    _check_tree(config, variable_shapes(config), variables, where)
+
+
+def check_params(config, params, where: str = "model") -> None:
+    """:func:`check_variables` for the ``params`` collection alone (what awareness reads)."""
+    if not isinstance(params, dict):
+        raise JaxawareError(f"{where}: params must be a dict of arrays; got "
+                            f"{type(params).__name__}")
+    _check_tree(config, {"params": variable_shapes(config)["params"]}, {"params": params}, where)
+
+
+def _check_tree(config, shapes, variables, where: str) -> None:
+    want = {jax.tree_util.keystr(p): s for p, s in jax.tree_util.tree_leaves_with_path(shapes)}
     got = {jax.tree_util.keystr(p): v for p, v in jax.tree_util.tree_leaves_with_path(variables)}
     title = family_of(config).title
     for key, spec in want.items():
         if key not in got:
             raise JaxawareError(f"{where} lacks parameter {_path(key)} of shape "
                                 f"{list(spec.shape)}; it does not match its {title} config")
-        shape, dtype = np.shape(got[key]), np.asarray(got[key]).dtype
+        leaf = got[key]
+        shape = np.shape(leaf)
+        dtype = leaf.dtype if isinstance(getattr(leaf, "dtype", None), np.dtype) \
+            else np.asarray(leaf).dtype  # jax arrays: no copy to the host
         if tuple(shape) != tuple(spec.shape):
             raise JaxawareError(f"{where}: parameter {_path(key)} has shape {list(shape)}; its "
                                 f"{title} config expects {list(spec.shape)}")
@@ -144,7 +166,7 @@ def init_random(config, seed: int = 0, class_names=None) -> Model:
     would give). Filled from NumPy on the host: Flax's own ``init`` compiles a random
     kernel per parameter, which takes tens of seconds on a CPU even for a tiny model.
     """
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
 
     def fill(path, leaf):
         name = jax.tree_util.keystr(path)

@@ -25,6 +25,7 @@ import math
 import numpy as np
 import scipy.stats
 
+from jaxaware._checks import check_fits_in_memory, check_int, check_seed
 from jaxaware.errors import JaxawareError
 
 
@@ -81,9 +82,11 @@ def truncated_noise(
     latents in both packages. ``jax.random.truncated_normal`` would not.
     """
     t = check_truncation(truncation)
-    if int(num) != num or num < 0:
-        raise JaxawareError(f"number of latents must be a non-negative integer; got {num!r}")
+    num = check_int(num, "number of latents", 0)
+    dim_z = check_int(dim_z, "dim_z")
+    seed = check_seed(seed, allow_none=True)
+    check_fits_in_memory(num * dim_z * 12, f"{num} latents of width {dim_z}")
     state = None if seed is None else np.random.RandomState(seed)
-    values = scipy.stats.truncnorm.rvs(-2, 2, size=(int(num), dim_z), random_state=state)
+    values = scipy.stats.truncnorm.rvs(-2, 2, size=(num, dim_z), random_state=state)
     # Cast first, then scale in float32, in the reference's order.
     return values.astype(np.float32) * np.float32(t)

@@ -13,7 +13,11 @@ A converted or trained model lives in a directory holding two files:
     ``config`` is the model's architecture (whatever JSON the model needs to rebuild itself),
     ``params_sha256`` the SHA-256 of
     ``params.npz`` (checked before the archive is parsed, so a truncated or corrupted copy
-    is reported as such), and ``extra`` free-form provenance.
+    is reported as such), ``config_sha256`` the SHA-256 of the canonical JSON of
+    ``model_id``, ``family`` and ``config`` (:func:`config_digest`; so an edited
+    configuration is an error, not a silently different model; directories written before
+    it existed have none and are read with their parameters checked only), and ``extra``
+    free-form provenance (not covered by either checksum).
 
 :func:`save_weights` writes the whole directory next to its destination and moves it into
 place with renames, so a reader sees the old model or the new one, never half of either,
@@ -31,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxaware.atomic import atomic_directory
+from jaxaware._checks import check_fits_in_memory, format_bytes
+from jaxaware.atomic import atomic_directory, check_directory_destination, check_output_path
 from jaxaware.errors import JaxawareError
 
 __all__ = [
@@ -41,6 +46,8 @@ __all__ = [
     "unflatten_params",
     "save_weights",
     "load_weights",
+    "config_digest",
+    "check_weights_destination",
 ]
 
 WEIGHTS_FORMAT = "jaxaware-weights"
@@ -159,6 +166,15 @@ def _write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
         os.fsync(f.fileno())
 
 
+def config_digest(model_id: str, family: str | None, config: dict) -> str:
+    """SHA-256 of the canonical JSON (sorted keys, no spaces) of ``model_id``, ``family``
+    (None when absent) and ``config``: config.json's ``config_sha256``."""
+    value = json.loads(json.dumps({"model_id": model_id, "family": family, "config": config},
+                                  allow_nan=False))
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
 def _read_marker(path: Path) -> dict | None:
     """config.json of ``path`` if it parses as a jaxaware weights config, else None."""
     try:
@@ -219,6 +235,8 @@ def save_weights(
       JaxawareError: bad arguments, or ``path`` is a file, a symlink, or a non-empty
         directory that is not a jaxaware weights directory (it is left untouched).
     """
+    if isinstance(path, str) and not path:
+        raise JaxawareError("the output path is empty; give a directory path")
     path = Path(path)
     if not isinstance(model_id, str) or not model_id.strip():
         raise JaxawareError(f"model_id must be a non-empty string; got {model_id!r}")
@@ -248,6 +266,7 @@ def save_weights(
             **({"family": family} if family is not None else {}),
             "config": config,
             "params_sha256": _sha256(tmp / PARAMS_FILE),
+            "config_sha256": config_digest(model_id, family, config),
             "extra": extra,
         }
         with open(tmp / CONFIG_FILE, "w", encoding="utf-8") as f:
@@ -287,10 +306,71 @@ def _read_config(config_path: Path) -> dict:
         if not isinstance(meta.get(field), kind):
             raise JaxawareError(f"{config_path} field {field!r} must be a {kind.__name__}; got "
                                 f"{meta.get(field)!r}; re-create the weights directory")
-    if "family" in meta and not isinstance(meta["family"], str):
-        raise JaxawareError(f"{config_path} field 'family' must be a str; got "
-                            f"{meta['family']!r}; re-create the weights directory")
+    for field in ("family", "config_sha256"):
+        if field in meta and not isinstance(meta[field], str):
+            raise JaxawareError(f"{config_path} field {field!r} must be a str; got "
+                                f"{meta[field]!r}; re-create the weights directory")
+    if "config_sha256" in meta:
+        try:
+            digest = config_digest(meta["model_id"], meta.get("family"), meta["config"])
+        except ValueError:  # NaN or infinity in the config
+            digest = None
+        if digest != meta["config_sha256"].lower():
+            raise JaxawareError(f"{config_path} was edited after it was written: its model_id, "
+                                "family and config do not match its config_sha256; restore it "
+                                "or re-create the weights directory")
     return meta
+
+
+def check_weights_destination(path, force: bool = False, reads=()) -> None:
+    """Raises the error :func:`save_weights` would raise for ``path`` as a destination (a
+    file, a symlink, somebody else's directory, files a user keeps there without ``force``,
+    a folder that cannot be written, a name too long) and for a path equal to or inside one
+    of ``reads``; writes nothing. For commands that check their output before any work."""
+    check_directory_destination(
+        path, lambda p: _read_marker(p) is not None, _foreign_target,
+        expected_names=(PARAMS_FILE, CONFIG_FILE), force=force,
+    )
+    check_output_path(path, directory=True, reads=reads)
+
+
+def _check_members(npz_path: Path, unreadable: str) -> None:
+    """Reads every member's .npy header (not its data) and refuses, before anything is
+    allocated, an array whose declared size exceeds what the member holds, an object
+    array, or arrays that together would not fit in memory."""
+    if not zipfile.is_zipfile(npz_path):
+        return  # np.load says what it is instead
+    total = 0
+    with zipfile.ZipFile(npz_path) as zf:
+        for info in zf.infolist():
+            key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            with zf.open(info) as f:
+                try:
+                    version = np.lib.format.read_magic(f)
+                except ValueError:
+                    continue  # not a .npy member: reported when it is read
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+                elif version == (2, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+                else:
+                    raise JaxawareError(f"{unreadable} (member {key!r} has .npy format version "
+                                        f"{version[0]}.{version[1]}; jaxaware reads 1.0 and "
+                                        "2.0); re-create it")
+                if dtype.hasobject:
+                    continue  # pickled: np.load(allow_pickle=False) refuses it
+                count = 1
+                for n in shape:
+                    count *= int(n)
+                nbytes = count * dtype.itemsize
+                held = info.file_size - f.tell()
+                if nbytes > held:
+                    raise JaxawareError(
+                        f"{unreadable} (member {key!r} declares shape {list(shape)} of "
+                        f"{dtype}, {format_bytes(nbytes)}, but holds {format_bytes(held)}); "
+                        "re-create it")
+                total += nbytes
+    check_fits_in_memory(total, f"loading {npz_path}")
 
 
 def load_weights(path: str | os.PathLike) -> tuple[dict, dict]:
@@ -322,13 +402,18 @@ def load_weights(path: str | os.PathLike) -> tuple[dict, dict]:
     meta = _read_config(path / CONFIG_FILE)
 
     npz_path = path / PARAMS_FILE
-    actual = _sha256(npz_path)
+    try:
+        actual = _sha256(npz_path)
+    except OSError as exc:
+        raise JaxawareError(f"cannot read {npz_path} ({exc.strerror}); make it readable or "
+                            "re-create the weights directory") from None
     if actual != meta["params_sha256"].lower():
         raise JaxawareError(f"{npz_path} is corrupted or truncated: sha256 {actual} does not "
                             f"match config.json ({meta['params_sha256']}); re-create it")
     unreadable = f"{npz_path} cannot be read as a NumPy .npz archive"
     flat: dict[str, np.ndarray] = {}
     try:
+        _check_members(npz_path, unreadable)
         archive = np.load(npz_path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise JaxawareError(f"{unreadable} (it holds a single array); re-create it")

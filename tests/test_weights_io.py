@@ -11,7 +11,8 @@ import pytest
 
 from jaxaware import weights_io
 from jaxaware.errors import JaxawareError
-from jaxaware.weights_io import flatten_params, load_weights, save_weights, unflatten_params
+from jaxaware.weights_io import (config_digest, flatten_params, load_weights, save_weights,
+                                 unflatten_params)
 
 CONTAINS = "a jaxaware weights directory holds config.json and params.npz"
 
@@ -138,7 +139,9 @@ def test_round_trip_exact(tmp_path):
     assert_same_tree(loaded, params)
     digest = hashlib.sha256((target / "params.npz").read_bytes()).hexdigest()
     assert meta == {"format": "jaxaware-weights", "version": 1, "model_id": "biggan-128",
-                    "config": config, "params_sha256": digest, "extra": {"source": "x"}}
+                    "config": config, "params_sha256": digest,
+                    "config_sha256": config_digest("biggan-128", None, config),
+                    "extra": {"source": "x"}}
     assert json.loads((target / "config.json").read_text()) == meta
 
     with np.load(target / "params.npz", allow_pickle=False) as archive:

@@ -52,7 +52,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxaware._checks import config_bool, config_fraction, config_int, is_int
+from jaxaware._checks import (
+    check_fits_in_memory,
+    check_int,
+    check_seed,
+    config_bool,
+    config_fraction,
+    config_int,
+    is_int,
+)
 from jaxaware.errors import JaxawareError
 from jaxaware.models.family import AffineMaps, Family, Site
 from jaxaware.models.layers import (
@@ -422,10 +430,11 @@ def sample_latents(num: int, config: BigGANConfig, truncation=1.0, seed=0) -> np
     reproduce: the same seed gives other latents than BigGAN-PyTorch.)
     """
     t = check_truncation(truncation)
-    if int(num) != num or num < 0:
-        raise JaxawareError(f"number of latents must be a non-negative integer; got {num!r}")
+    num = check_int(num, "number of latents", 0)
+    seed = check_seed(seed, allow_none=True)
+    check_fits_in_memory(num * config.z_dim * 12, f"{num} latents of width {config.z_dim}")
     state = np.random.RandomState(seed)
-    return state.standard_normal((int(num), config.z_dim)).astype(np.float32) * np.float32(t)
+    return state.standard_normal((num, config.z_dim)).astype(np.float32) * np.float32(t)
 
 
 def _sn_filter(name: str, shape: tuple) -> bool:

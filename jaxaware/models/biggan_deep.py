@@ -195,6 +195,9 @@ class BigGANDeepConfig:
     @classmethod
     def from_reference_dict(cls, d: dict[str, Any]) -> BigGANDeepConfig:
         """Reads a ``pytorch_pretrained_biggan`` config; missing keys take the 128 defaults."""
+        if not isinstance(d, dict):
+            raise JaxawareError(f"a BigGAN-deep config must be a JSON object; got "
+                                f"{type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:

@@ -10,6 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxaware.errors import JaxawareError
 from jaxaware.interventions import site_edits
 
 INIT = nn.initializers.normal(0.02)
@@ -30,6 +31,22 @@ class Capture:
     features: bool = False
     sites: tuple[str, ...] | None = None
     block_outputs: bool = False
+
+    def __post_init__(self):
+        # One name means that site (not its letters); any sequence becomes a hashable tuple.
+        sites = self.sites
+        if sites is None:
+            return
+        if isinstance(sites, str):
+            sites = (sites,)
+        try:
+            sites = tuple(sites)
+        except TypeError:
+            sites = None
+        if sites is None or not all(isinstance(s, str) for s in sites):
+            raise JaxawareError(f"Capture sites must be a site name such as 'block3.bn1' (or "
+                                f"label 'L13') or a list of them; got {self.sites!r}")
+        object.__setattr__(self, "sites", sites)
 
     def wants_ccbn(self, site: str) -> bool:
         return (self.probes or self.features) and (self.sites is None or site in self.sites)

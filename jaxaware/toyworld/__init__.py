@@ -4,12 +4,16 @@
 64x64 with a per-pixel part map over one global part vocabulary, deterministically from
 ``(seed, index)``. See :mod:`.metadata` for the world as data (classes, families, parts,
 palettes, similarity), :mod:`.render` for the renderer, :mod:`.classifier` for the shipped
-reference classifier and its features, and :mod:`.sheet` for a PNG contact sheet.
+reference classifier and its features, :mod:`.segmenter` for the shipped reference part
+segmenter (per-pixel part labels of any world or generated image), and :mod:`.sheet` for a
+PNG contact sheet.
 
-    >>> from jaxaware.toyworld import WORLD, sample_dataset, load_classifier
+    >>> from jaxaware.toyworld import WORLD, sample_dataset, load_classifier, load_segmenter
     >>> images, classes, part_maps = sample_dataset(64, seed=0, resolution=32)
     >>> clf = load_classifier()
     >>> clf.predict(images)          # doctest: +SKIP
+    >>> seg = load_segmenter()       # doctest: +SKIP
+    >>> seg.predict(images)          # doctest: +SKIP
 """
 
 from jaxaware.toyworld.classifier import (
@@ -27,6 +31,12 @@ from jaxaware.toyworld.render import (
     light,
     render,
     sample_dataset,
+)
+from jaxaware.toyworld.segmenter import (
+    ReferenceSegmenter,
+    ToySegNet,
+    load_segmenter,
+    save_segmenter,
 )
 from jaxaware.toyworld.sheet import make_sheet, write_sheet
 
@@ -46,6 +56,10 @@ __all__ = [
     "ToyCNN",
     "load_classifier",
     "save_classifier",
+    "ReferenceSegmenter",
+    "ToySegNet",
+    "load_segmenter",
+    "save_segmenter",
     "make_sheet",
     "write_sheet",
 ]

@@ -11,16 +11,13 @@ distances. A last dense layer gives the 16 class logits.
 The trained weights ship as ``jaxaware/data/toyworld_classifier.npz`` with a JSON sidecar
 holding the config, the training record and the sha256 of the npz; :func:`load_classifier`
 checks the checksum before reading anything, so loading never needs (or silently
-substitutes) training.
+substitutes) training. The file format, the input check and the batched evaluation are
+shared with the part segmenter (:mod:`.reference`), the training loop too (:mod:`.train`).
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
-import io
-import json
-import zipfile
 from pathlib import Path
 
 import flax.linen as nn
@@ -28,15 +25,26 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxaware.atomic import atomic_write
-from jaxaware.errors import JaxawareError
 from jaxaware.toyworld.metadata import WORLD
+from jaxaware.toyworld.reference import (
+    ReferenceKind,
+    check_images,
+    data_path,
+    load_reference,
+    run_batched,
+    save_reference,
+    sidecar_path,
+)
 
 #: Where the shipped weights live; the sidecar is the same path with ``.json``.
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "data" / "toyworld_classifier.npz"
+DEFAULT_WEIGHTS = data_path("toyworld_classifier.npz")
 FORMAT = "jaxaware.toyworld_classifier/1"
 DEFAULT_CONFIG = {"widths": [32, 64, 128], "feature_dim": 128,
                   "num_classes": WORLD.num_classes, "resolution": 32}
+
+__all__ = ["ToyCNN", "ReferenceClassifier", "load_classifier", "save_classifier",
+           "model_from_config", "to_input_resolution", "sidecar_path", "DEFAULT_CONFIG",
+           "DEFAULT_WEIGHTS", "FORMAT", "KIND"]
 
 
 class ToyCNN(nn.Module):
@@ -75,15 +83,7 @@ def jitted_apply(model: ToyCNN):
 def to_input_resolution(images: np.ndarray, resolution: int = 32) -> np.ndarray:
     """Check ``images`` ([N, R, R, 3], R = 32 or 64) and bring them to ``resolution``
     by 2x2 average pooling; raises :class:`JaxawareError` for any other shape."""
-    images = np.asarray(images)
-    ok = (images.ndim == 4 and images.shape[1] == images.shape[2]
-          and images.shape[-1] == 3 and images.shape[1] in (resolution, 2 * resolution))
-    if not ok:
-        raise JaxawareError(
-            f"images must be [N, {resolution}, {resolution}, 3] or "
-            f"[N, {2 * resolution}, {2 * resolution}, 3] floats in [-1, 1], "
-            f"got shape {tuple(images.shape)}")
-    images = images.astype(np.float32, copy=False)
+    images = check_images(images, (resolution, 2 * resolution))
     if images.shape[1] == 2 * resolution:
         n = images.shape[0]
         images = images.reshape(n, resolution, 2, resolution, 2, 3).mean(axis=(2, 4))
@@ -109,21 +109,9 @@ class ReferenceClassifier:
 
     def _run(self, images) -> tuple[np.ndarray, np.ndarray]:
         x = to_input_resolution(images, int(self.config["resolution"]))
-        n, bs = x.shape[0], self.batch_size
-        feats, logits = [], []
-        for lo in range(0, n, bs):
-            chunk = x[lo:lo + bs]
-            m = chunk.shape[0]
-            if m < bs:  # pad to a fixed batch shape: one compilation for every N
-                chunk = np.concatenate([chunk, np.zeros((bs - m,) + chunk.shape[1:],
-                                                        np.float32)])
-            f, lg = self._apply({"params": self.params}, chunk)
-            feats.append(np.asarray(f)[:m])
-            logits.append(np.asarray(lg)[:m])
         d, k = int(self.config["feature_dim"]), int(self.config["num_classes"])
-        if not feats:
-            return np.zeros((0, d), np.float32), np.zeros((0, k), np.float32)
-        return np.concatenate(feats), np.concatenate(logits)
+        return run_batched(self._apply, {"params": self.params}, x, self.batch_size,
+                           (((d,), np.float32), ((k,), np.float32)))
 
     def features(self, images) -> np.ndarray:
         """Penultimate-layer features, float32 [N, feature_dim] (128 for the shipped one)."""
@@ -144,73 +132,18 @@ class ReferenceClassifier:
 
 # --------------------------------------------------------------------------- files
 
-
-def sidecar_path(path) -> Path:
-    """The JSON sidecar that belongs to a weights file (same name, ``.json``)."""
-    return Path(path).with_suffix(".json")
-
-
-def _flatten(params, prefix: str = "") -> dict[str, np.ndarray]:
-    out = {}
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) or hasattr(value, "items"):
-            out.update(_flatten(value, name + "/"))
-        else:
-            out[name] = np.asarray(value, dtype=np.float32)
-    return out
-
-
-def _unflatten(flat: dict[str, np.ndarray]) -> dict:
-    out: dict = {}
-    for name, value in flat.items():
-        node = out
-        *parents, leaf = name.split("/")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = jnp.asarray(value)
-    return out
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    with atomic_write(path) as fh:
-        fh.write(data)
+#: How the classifier's files are named, tagged and checked (see :mod:`.reference`).
+KIND = ReferenceKind(
+    what="classifier", format=FORMAT,
+    train_command="python experiments/train_classifier.py",
+    build=lambda config: model_from_config(config),
+    init_shape=lambda config: (1, int(config["resolution"]), int(config["resolution"]), 3))
 
 
 def save_classifier(params, config: dict, path=DEFAULT_WEIGHTS, info: dict | None = None) -> Path:
     """Write ``params`` to ``path`` (npz) and its sidecar (config, info, sha256), each
     atomically (a temp file in the same folder, then ``os.replace``). Returns ``path``."""
-    path = Path(path)
-    buf = io.BytesIO()
-    flat = _flatten(params)
-    # Fixed zip timestamps so the same weights always give the same bytes and checksum.
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name in sorted(flat):
-            arr_buf = io.BytesIO()
-            np.lib.format.write_array(arr_buf, flat[name], allow_pickle=False)
-            zf.writestr(zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0)),
-                        arr_buf.getvalue(), compress_type=zipfile.ZIP_DEFLATED)
-    data = buf.getvalue()
-    sidecar = {"format": FORMAT, "sha256": hashlib.sha256(data).hexdigest(),
-               "bytes": len(data), "config": dict(config), "info": dict(info or {})}
-    _atomic_write(path, data)
-    _atomic_write(sidecar_path(path),
-                  (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode())
-    return path
-
-
-def _read_sidecar(path: Path) -> dict:
-    side = sidecar_path(path)
-    if not side.is_file():
-        raise JaxawareError(f"classifier sidecar not found: {side}")
-    try:
-        meta = json.loads(side.read_text())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise JaxawareError(f"classifier sidecar {side} is not valid JSON: {e}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT or not isinstance(
-            meta.get("sha256"), str) or not isinstance(meta.get("config"), dict):
-        raise JaxawareError(f"classifier sidecar {side} is not a {FORMAT} sidecar")
-    return meta
+    return save_reference(KIND, params, config, path, info)
 
 
 def load_classifier(path=None, batch_size: int = 512) -> ReferenceClassifier:
@@ -228,45 +161,6 @@ def _load_default(batch_size: int) -> ReferenceClassifier:
 
 
 def _load(path: Path, batch_size: int) -> ReferenceClassifier:
-    if not path.is_file():
-        raise JaxawareError(f"classifier weights not found: {path}; "
-                            "train them with: python experiments/train_classifier.py")
-    meta = _read_sidecar(path)
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != meta["sha256"]:
-        raise JaxawareError(
-            f"checksum mismatch for {path}: sha256 is {digest[:16]}..., the sidecar expects "
-            f"{meta['sha256'][:16]}...; the file is truncated or corrupt")
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            flat = {k: npz[k] for k in npz.files}
-    except Exception as e:  # noqa: BLE001 - any unreadable archive is the same user error
-        raise JaxawareError(f"cannot read classifier weights {path}: {e}") from None
-    config = meta["config"]
-    try:
-        model = model_from_config(config)
-        res = int(config["resolution"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise JaxawareError(f"classifier sidecar {sidecar_path(path)} has a bad config: {e}") \
-            from None
-    expected = jax.eval_shape(model.init, jax.random.PRNGKey(0),
-                              jnp.zeros((1, res, res, 3), jnp.float32))["params"]
-    want = {k: tuple(v.shape) for k, v in _flatten_shapes(expected).items()}
-    got = {k: tuple(v.shape) for k, v in flat.items()}
-    if want != got:
-        raise JaxawareError(f"classifier weights {path} do not match the config in "
-                            f"{sidecar_path(path)}: expected {len(want)} arrays {want}")
-    return ReferenceClassifier(_unflatten(flat), config, batch_size=batch_size,
+    params, meta = load_reference(KIND, path)
+    return ReferenceClassifier(params, meta["config"], batch_size=batch_size,
                                info=meta.get("info", {}))
-
-
-def _flatten_shapes(tree, prefix: str = "") -> dict:
-    out = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if hasattr(value, "items"):
-            out.update(_flatten_shapes(value, name + "/"))
-        else:
-            out[name] = value
-    return out

@@ -23,8 +23,9 @@ curves over a site's channels):
   32 channels at all 24 CCBN sites; attention before block 4 (16x16).
 
 Training (both): hinge loss, projection discriminator with spectral norm, Adam
-``(0, 0.999)``, EMA of G, DiffAugment (translation, cutout) on everything D sees, fresh
-toy-world renders every step (an endless data stream).
+``(0, 0.999)`` with the two-timescale rates of SAGAN (G 1e-4, D 4e-4), batch 32, EMA of G,
+DiffAugment (translation, cutout) on everything D sees, fresh toy-world renders every step
+(an endless data stream).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ DEEP_LAYERS = (
     (False, 4, 4), (True, 4, 4), (False, 4, 4), (True, 4, 4), (False, 4, 4), (True, 4, 4),
 )  # fmt: skip
 
-COMMON = dict(batch_size=32, lr_g=2e-4, lr_d=2e-4, d_steps=1, ema_decay=0.999,
+COMMON = dict(batch_size=32, lr_g=1e-4, lr_d=4e-4, d_steps=1, ema_decay=0.999,
               ema_start=1000, data_seed=1, checkpoint_every=250, log_every=50,
               standing_batches=8, standing_batch_size=128, augment="translation,cutout")
 

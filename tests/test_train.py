@@ -13,7 +13,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import scipy.linalg
 
 from jaxaware.generate import generate
 from jaxaware.model import load
@@ -21,13 +20,8 @@ from jaxaware.models import BigGANDeepConfig
 from jaxaware.toyworld import WORLD, load_classifier
 from jaxaware.train import TrainConfig, train
 from jaxaware.train import checkpoint as ckpt
-from jaxaware.train.evaluate import (
-    evaluate,
-    format_table,
-    frechet_distance,
-    frechet_from_stats,
-    real_class_images,
-)
+from jaxaware.metrics import frechet_distance
+from jaxaware.toyworld.quality import evaluate_world_model, format_table, real_images
 from jaxaware.train.spectral import (
     fold_spectral_norm,
     generator_filter,
@@ -163,30 +157,27 @@ def test_power_iteration_converges_to_top_singular_value():
     assert abs(top - 1.0) < 1e-6
 
 
-def test_frechet_distance():
+def test_frechet_distance_separates_classes():
+    """In the classifier's features a class is closer to itself than to another class."""
     clf = load_classifier()
-    cat_a = clf.features(real_class_images(0, 96, seed=10))
-    cat_b = clf.features(real_class_images(0, 96, seed=11))
-    castle = clf.features(real_class_images(15, 96, seed=10))
+    cat_a = clf.features(real_images(0, 96, seed=10, resolution=32))
+    cat_b = clf.features(real_images(0, 96, seed=11, resolution=32))
+    castle = clf.features(real_images(15, 96, seed=10, resolution=32))
     scale = np.trace(np.cov(cat_a, rowvar=False))
     assert frechet_distance(cat_a, cat_a) <= 1e-6 * scale
     within = frechet_distance(cat_a, cat_b)
     between = frechet_distance(cat_a, castle)
     assert 0 < within < between
-    # the eigh-based trace term equals scipy's sqrtm on a well-conditioned pair
-    rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((500, 6)), rng.standard_normal((500, 6)) @ rng.random((6, 6))
-    c1, c2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    mu1, mu2 = a.mean(0), b.mean(0)
-    want = (np.sum((mu1 - mu2) ** 2) + np.trace(c1 + c2)
-            - 2 * np.trace(scipy.linalg.sqrtm(c1 @ c2).real))
-    np.testing.assert_allclose(frechet_from_stats(mu1, c1, mu2, c2), want, rtol=1e-8)
 
 
 def test_evaluate_reports_every_class(run):
     _, model = run
-    result = evaluate(model, per_class=8)
+    result = evaluate_world_model(model, per_class=8, sheet_samples=2)
     assert len(result["classes"]) == 16 and 0 <= result["accuracy"] <= 1
     assert all(np.isfinite(r["frechet"]) for r in result["classes"])
+    assert set(result["bars"]) == {"every_class_accuracy", "overall_accuracy",
+                                   "diversity_every_class", "frechet_within_5x_floor"}
+    assert result["sheet"]["images"].shape == (32, 32, 32, 3)
+    assert result["sheet"]["part_maps"].shape == (32, 32, 32)
     assert "castle" in format_table(result)
-    json.dumps(result)
+    json.dumps({k: v for k, v in result.items() if k != "sheet"})

@@ -44,9 +44,19 @@ def make_sheet(samples: int = 6, seed: int = 0, resolution: int = 64,
     samples = check_count(samples, "samples")
     resolution = check_resolution(resolution)
     zoom = check_count(zoom, "zoom") or 1
-    k = WORLD.num_classes
-    classes = np.repeat(np.arange(k), samples)
+    classes = np.repeat(np.arange(WORLD.num_classes), samples)
     images, part_maps = render(classes, seed=seed, start=0, resolution=resolution)
+    return sheet_image(images, part_maps, samples, zoom)
+
+
+def sheet_image(images: np.ndarray, part_maps: np.ndarray, samples: int,
+                zoom: int = 1) -> Image.Image:
+    """A sheet of any world-class images (rendered or generated) and their part maps:
+    ``images`` ``[16 * samples, R, R, 3]`` in [-1, 1], class-major (row ``c`` holds images
+    ``c * samples ...``), ``part_maps`` ``[16 * samples, R, R]`` (e.g. the reference
+    segmenter's labels for generated images)."""
+    k = WORLD.num_classes
+    resolution = images.shape[1]
     cell = resolution * zoom
     pad, label_w, legend_h = 2, 96, 40
     width = label_w + 2 * samples * (cell + pad) + 8

@@ -1,0 +1,120 @@
+"""How good a generator of the toy world is, against the world's own ground truth.
+
+For every class, ``per_class`` samples (truncation 1 by default) and two disjoint sets of
+``per_class`` rendered images of the class (world seed ``real_seed``, a seed no training
+uses) are compared with the world's reference networks:
+
+* **accuracy**: the share of samples the reference classifier assigns to the class they
+  were generated for (and, for scale, the same for real renders);
+* **Frechet distance** in the classifier's 128-d features between samples and the first real
+  set, next to the distance between the two real sets (the floor this sample size allows);
+* **diversity** (:mod:`jaxaware.toyworld.diversity`): the spreads of object centre, object
+  area and background colour of the samples and of the first real set, both read from the
+  reference segmenter's part maps, and their ratio.
+
+:func:`evaluate_world_model` returns a JSON-ready dict with the bars of the world-models
+issue checked (``bars``); :func:`format_table` prints it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jaxaware.generate import sample
+from jaxaware.metrics import frechet_distance
+from jaxaware.toyworld.diversity import FACTORS, diversity_table
+from jaxaware.toyworld.metadata import WORLD
+from jaxaware.toyworld.render import render
+
+#: World seed of the real images evaluations compare with (disjoint from every training
+#: stream: the classifier and segmenter train on seeds 1000+, the GANs on seed 1).
+REAL_SEED = 21000
+
+BARS = {"class_accuracy": 0.95, "accuracy": 0.98, "diversity_ratio": 0.70,
+        "frechet_over_floor": 5.0}
+
+
+def real_images(k: int, n: int, seed: int, resolution: int) -> np.ndarray:
+    """``n`` rendered images of class ``k`` (indices ``k * n ...`` of ``seed``)."""
+    images, _ = render(np.full(n, k, np.int64), seed=seed, start=k * n, resolution=resolution)
+    return images
+
+
+def evaluate_world_model(model, per_class: int = 200, truncation: float = 1.0, seed: int = 0,
+                         real_seed: int = REAL_SEED, classifier=None, segmenter=None,
+                         sheet_samples: int = 0, progress: bool = False) -> dict:
+    """Accuracy, Frechet distance vs floor and diversity of ``model``'s samples per class.
+
+    With ``sheet_samples`` the result also holds ``"sheet"``: the first samples of each
+    class and their segmenter maps (arrays, for :func:`jaxaware.toyworld.sheet_image`).
+    """
+    from jaxaware.toyworld import load_classifier, load_segmenter
+
+    clf = classifier if classifier is not None else load_classifier()
+    seg = segmenter if segmenter is not None else load_segmenter()
+    k, res = model.config.num_classes, model.config.resolution
+    images, labels = sample(model, list(range(k)), truncation, seed, per_class,
+                            batch_size=min(64, k * per_class), progress=progress)
+    real = [[real_images(c, per_class, real_seed + r, res) for c in range(k)] for r in (0, 1)]
+    names = [n if isinstance(n, str) else n[0] for n in (model.class_names or WORLD.class_names)]
+    everything = np.concatenate([images, *real[0], *real[1]])
+    feats = clf.features(everything)
+    pred = np.argmax(clf.logits(everything), axis=-1)
+    n = len(labels)
+    real_feats = feats[n:].reshape(2, k, per_class, -1)
+    real_pred = pred[n:].reshape(2, k, per_class)
+    diversity = diversity_table({c: images[labels == c] for c in range(k)},
+                                {c: real[0][c] for c in range(k)}, seg)
+    rows = []
+    for c in range(k):
+        mine = labels == c
+        row = {
+            "class": c, "name": names[c],
+            "accuracy": float(np.mean(pred[:n][mine] == c)),
+            "real_accuracy": float(np.mean(real_pred[0, c] == c)),
+            "frechet": frechet_distance(feats[:n][mine], real_feats[0, c]),
+            "frechet_real_vs_real": frechet_distance(real_feats[1, c], real_feats[0, c]),
+        }
+        row.update({key: v for key, v in diversity[c].items() if key != "class"})
+        rows.append(row)
+    mean_fd = float(np.mean([r["frechet"] for r in rows]))
+    mean_floor = float(np.mean([r["frechet_real_vs_real"] for r in rows]))
+    accuracy = float(np.mean(pred[:n] == labels))
+    min_ratio = {f: float(np.nanmin([r[f"{f}_ratio"] for r in rows])) for f in FACTORS}
+    bars = {
+        "every_class_accuracy": all(r["accuracy"] >= BARS["class_accuracy"] for r in rows),
+        "overall_accuracy": accuracy >= BARS["accuracy"],
+        "diversity_every_class": all(v >= BARS["diversity_ratio"] for v in min_ratio.values()),
+        "frechet_within_5x_floor": mean_fd <= BARS["frechet_over_floor"] * mean_floor,
+    }
+    result = {
+        "model_id": model.model_id, "truncation": float(truncation), "per_class": int(per_class),
+        "seed": int(seed), "real_seed": int(real_seed), "accuracy": accuracy,
+        "mean_frechet": mean_fd, "mean_frechet_real_vs_real": mean_floor,
+        "frechet_over_floor": mean_fd / mean_floor, "min_diversity_ratio": min_ratio,
+        "bars": bars, "thresholds": BARS, "classes": rows,
+    }
+    if sheet_samples:
+        first = np.concatenate([images[labels == c][:sheet_samples] for c in range(k)])
+        result["sheet"] = {"images": first, "part_maps": seg.predict(first),
+                           "samples": int(sheet_samples)}
+    return result
+
+
+def format_table(result: dict) -> str:
+    """The per-class table (accuracy, Frechet vs floor, diversity ratios) and the bars."""
+    lines = [f"model {result['model_id']}  truncation {result['truncation']}  "
+             f"{result['per_class']} samples per class",
+             f"{'class':<11} {'acc':>6} {'real':>6} {'FD':>7} {'floor':>6} "
+             f"{'centre':>7} {'area':>6} {'bg':>6}   (diversity: generated / real spread)"]
+    for r in result["classes"]:
+        lines.append(f"{r['name']:<11} {r['accuracy']:>6.1%} {r['real_accuracy']:>6.1%} "
+                     f"{r['frechet']:>7.1f} {r['frechet_real_vs_real']:>6.1f} "
+                     f"{r['centre_ratio']:>7.2f} {r['area_ratio']:>6.2f} "
+                     f"{r['background_ratio']:>6.2f}")
+    lines.append(f"{'all':<11} {result['accuracy']:>6.1%} {'':>6} {result['mean_frechet']:>7.1f} "
+                 f"{result['mean_frechet_real_vs_real']:>6.1f}   FD / floor "
+                 f"{result['frechet_over_floor']:.1f}")
+    for name, ok in result["bars"].items():
+        lines.append(f"  {name}: {'yes' if ok else 'NO'}")
+    return "\n".join(lines)

@@ -23,6 +23,9 @@ EXPECTED_KEYS = {
     "bench_awareness_kernel.py": {"target", "machine", "accuracy", "timings"},
     "bench_toyworld.py": {"benchmark", "rows", "machine"},
     "bench_metrics.py": None,  # its own test runs it (tests/test_bench_metrics.py)
+    "bench_response.py": {"machine", "exact", "torch", "first_order", "spearman", "quick"},
+    "bench_parallel.py": {"machine", "awareness", "sweep", "identical", "overhead_one_device",
+                          "quick"},
 }
 QUICK_ARGS = {"bench_awareness_kernel.py": ["--latents", "64", "--reps", "1", "--chunks", "64"]}
 

@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxaware import parallel
 from jaxaware._checks import SEED_MAX, check_fits_in_memory, check_int, check_seed
 from jaxaware.atomic import atomic_write
 from jaxaware.errors import JaxawareError
@@ -300,6 +301,13 @@ def chunk_awareness(a_s, a_o, b_s, b_o):
     return -mean, m2 / a_s.shape[0], flip_counts(a_s, b_s)
 
 
+def _class_rows(rows, a_s, a_o):
+    """:func:`chunk_awareness` with the class parts as the mapped rows (for
+    :func:`jaxaware.parallel.map_rows`: rows first, shared arguments after)."""
+    b_s, b_o = rows
+    return chunk_awareness(a_s, a_o, b_s, b_o)
+
+
 def compute_awareness(
     model,
     classes=None,
@@ -309,6 +317,7 @@ def compute_awareness(
     latents=None,
     class_chunk: int = 100,
     progress: bool = False,
+    devices=None,
 ) -> Awareness:
     """Category and latent awareness of every CCBN channel of ``model`` for ``classes``
     (default all).
@@ -317,8 +326,13 @@ def compute_awareness(
     ``truncation * truncnorm(-2, 2)`` as the reference package; BigGAN: ``truncation *
     N(0, 1)``), the same for every class; or pass ``latents`` ``[N, z_dim]`` yourself
     (``seed`` is then recorded as -1). Truncation only scales the latents: probes do not
-    depend on the batch-norm statistics. Classes are processed ``class_chunk`` at a time, so
-    memory is ``O((N + class_chunk) * C)``.
+    depend on the batch-norm statistics. Classes are processed ``class_chunk`` at a time per
+    device, so memory is ``O((N + class_chunk) * C)`` per device.
+
+    ``devices``: None (every device JAX sees), the first ``N`` local devices (an int) or a
+    1-D ``Mesh`` (:mod:`jaxaware.parallel`). Classes are sharded over them (a class count
+    that does not divide is padded); each device runs :func:`chunk_awareness` on its own
+    classes, so the result is bit-identical on any number of devices and processes.
     """
     from jaxaware.generate import check_model
     from jaxaware.model import check_params
@@ -328,6 +342,7 @@ def compute_awareness(
     truncation = check_truncation(truncation)
     classes = _check_classes(classes, config)
     class_chunk = check_int(class_chunk, "class_chunk")
+    devices = parallel.check_devices(devices)
     total = total_channels(config)
     if latents is None:
         num_latents = check_int(num_latents, "num_latents")
@@ -358,39 +373,27 @@ def compute_awareness(
     check_params(config, variables.get("params") if isinstance(variables, Mapping) else None)
     n = z.shape[0]
     affine = family.affine_maps(model.params, config)
-    total = affine.gain_latent.shape[1]
     # Latent parts [N, C] and class parts [K, C]: the only matmuls.
     a_s = 1.0 + jnp.asarray(z) @ affine.gain_latent
     a_o = jnp.asarray(z) @ affine.bias_latent
     b_s, b_o = affine.class_parts(classes)
 
-    k = len(classes)
-    class_chunk = min(class_chunk, k)
-    out = [np.empty((k, total), dtype) for dtype in (np.float32, np.float32, np.int64)]
-    starts = list(range(0, k, class_chunk))
     bar = None
-    if progress:
+    if progress and parallel.is_main_process():
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=k, desc="awareness", unit="class")
-
-    def launch(start):  # the last chunk is padded to full size: one compilation
-        rows = np.arange(start, start + class_chunk) % k
-        return chunk_awareness(a_s, a_o, b_s[rows], b_o[rows])
-
-    pending = launch(starts[0])
-    for i, start in enumerate(starts):
-        current = pending
-        if i + 1 < len(starts):  # dispatch the next chunk before copying this one out
-            pending = launch(starts[i + 1])
-        stop = min(start + class_chunk, k)
-        for dest, value in zip(out, current):
-            dest[start:stop] = np.asarray(value)[: stop - start]
+        bar = tqdm(total=len(classes), desc="awareness", unit="class")
+    try:
+        # Classes sharded over the mesh axis, class_chunk (or fewer) per device per step;
+        # every device runs chunk_awareness on its own classes, whose per-class arithmetic
+        # does not depend on how many classes share a chunk: bit-identical on any devices.
+        out = parallel.map_rows(_class_rows, (b_s, b_o), a_s, a_o, block=class_chunk,
+                                devices=devices, progress=bar.update if bar else None)
+    finally:
         if bar is not None:
-            bar.update(stop - start)
-    if bar is not None:
-        bar.close()
-    category, latent, flips = out[0], out[1], (out[2] / np.float64(n)).astype(np.float32)
+            bar.close()
+    category, latent = out[0], out[1]
+    flips = (out[2].astype(np.int64) / np.float64(n)).astype(np.float32)
     sites = site_table(config)
     return Awareness(
         category=category,

@@ -99,9 +99,10 @@ def cmd_sample(args) -> None:
     check_fits_in_memory(grid_bytes(model.config, len(classes) * args.per_class, args.zoom),
                          f"a grid of {len(classes)} x {args.per_class} images of {res}x{res} at "
                          f"zoom {args.zoom}")
-    images, _ = sample(
-        model, classes, args.truncation, args.seed, args.per_class, progress=not args.quiet
-    )
+    images, _ = sample(model, classes, args.truncation, args.seed, args.per_class,
+                       progress=not args.quiet, devices=args.devices)
+    if not _writes():
+        return
     pixels = to_uint8(images)
     if args.zoom > 1:
         pixels = pixels.repeat(args.zoom, axis=1).repeat(args.zoom, axis=2)
@@ -123,7 +124,10 @@ def cmd_awareness(args) -> None:
         truncation=args.truncation,
         seed=args.seed,
         progress=not args.quiet,
+        devices=args.devices,
     )
+    if not _writes():
+        return
     aw.save(args.out)
     print(
         f"wrote {args.out}: {len(classes)} classes x {aw.category.shape[1]} channels "
@@ -134,6 +138,14 @@ def cmd_awareness(args) -> None:
 
         awareness_figure(aw, args.figure, model.class_names)
         print(f"wrote {args.figure}")
+
+
+def _writes() -> bool:
+    """Whether this process writes the outputs: in a multi-process run (``--coordinator``)
+    every process computes the whole result and only process 0 writes and prints."""
+    from jaxaware.parallel import is_main_process
+
+    return is_main_process()
 
 
 def cmd_sites(args) -> None:
@@ -216,6 +228,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from jaxaware import parallel
+
     p = _Parser(
         prog="jaxaware",
         description="Channel awareness for class-conditional BigGAN and BigGAN-deep in JAX.",
@@ -256,11 +270,13 @@ def build_parser() -> argparse.ArgumentParser:
                       cmd_sample)
     s.add_argument("--per-class", type=_positive_int, default=4)
     s.add_argument("--zoom", type=_positive_int, default=1, help="integer upscaling of each image")
+    parallel.add_arguments(s)
 
     a = model_command("awareness", "category/latent awareness of every CCBN channel", "all",
                       "awareness.npz", cmd_awareness)
     a.add_argument("--num-latents", type=_positive_int, default=1000)
     a.add_argument("--figure", default=None, help="also write a PNG overview here")
+    parallel.add_arguments(a)
 
     st = sub.add_parser("standing-stats", help="re-estimate BigGAN batch-norm statistics at "
                         "truncations and store them as extra rows")
@@ -309,6 +325,10 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         with sigterm_unwinds():  # SIGTERM removes temporary files too, then exits with 143
+            if hasattr(args, "devices"):  # --devices, --coordinator: before any computation
+                from jaxaware.parallel import initialize_from_args
+
+                initialize_from_args(args)
             args.run(args)
     except JaxawareError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -562,7 +562,7 @@ def evaluate(model, classes=None, *, per_class: int | None = 200, truncation=1.0
              seed: int = 0, features=None, real=None, real_seed: int = WORLD_REAL_SEED,
              k: int = 3, ms_ssim_images: int = 100, awareness_latents: int = 1000,
              batch_size: int = 64, samples_kept: int = 6,
-             progress: bool = False) -> Evaluation:  # fmt: skip
+             progress: bool = False, devices=None) -> Evaluation:  # fmt: skip
     """Per-class precision, recall, MS-SSIM, Frechet distance and total awareness of
     ``model``, and their correlations (module docstring: definitions and choices).
 
@@ -589,10 +589,15 @@ def evaluate(model, classes=None, *, per_class: int | None = 200, truncation=1.0
         batch_size: images per generator and extractor call.
         samples_kept: generated images kept per point for the figures.
         progress: show a progress bar (tqdm).
+        devices: where the generator and the awareness run: None (every device JAX sees),
+            the first ``N`` local devices, or a 1-D ``Mesh`` (:mod:`jaxaware.parallel`).
+            Images are sharded over them ``min(batch_size, n)`` per device per step, the
+            same program as on one device, so every number is the same on any count.
 
     Returns:
         An :class:`Evaluation`.
     """
+    from jaxaware import parallel
     from jaxaware._checks import check_int, check_seed
     from jaxaware.awareness import compute_awareness
     from jaxaware.generate import check_model, sample, to_uint8
@@ -613,6 +618,7 @@ def evaluate(model, classes=None, *, per_class: int | None = 200, truncation=1.0
     awareness_latents = check_int(awareness_latents, "awareness_latents")
     batch_size = check_int(batch_size, "batch_size")
     samples_kept = check_int(samples_kept, "samples_kept", minimum=0)
+    devices = parallel.check_devices(devices)
     source = _real_source(model, real, classes, real_seed)
     counts = {}
     for c in classes:  # every class's count first: fail before any work
@@ -629,7 +635,7 @@ def evaluate(model, classes=None, *, per_class: int | None = 200, truncation=1.0
     awareness = {}
     for t in truncations:
         aw = compute_awareness(model, classes, num_latents=awareness_latents, truncation=t,
-                               seed=seed)
+                               seed=seed, devices=devices)
         totals = total_awareness(aw)
         awareness[t] = {int(c): float(v) for c, v in zip(aw.classes, totals)}
     order = [(t, c) for t in truncations for c in classes]
@@ -637,7 +643,7 @@ def evaluate(model, classes=None, *, per_class: int | None = 200, truncation=1.0
     shown = {order[i] for i in _top_bottom([awareness[t][c] for t, c in order])}
 
     bar = None
-    if progress:
+    if progress and parallel.is_main_process():
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(classes) * len(truncations), desc="evaluating", unit="point")
@@ -651,7 +657,8 @@ def evaluate(model, classes=None, *, per_class: int | None = 200, truncation=1.0
             f_real = extractor(real_images)
             del real_images
             for t in truncations:
-                fake, _ = sample(model, [c], t, seed, n, batch_size=min(batch_size, n))
+                fake, _ = sample(model, [c], t, seed, n, batch_size=min(batch_size, n),
+                                 devices=devices)
                 fake = np.asarray(fake, np.float32)
                 f_fake = extractor(fake)
                 precision, recall = precision_recall(f_real, f_fake, k=k)
@@ -926,6 +933,7 @@ def format_points(ev: Evaluation) -> str:
 
 
 def cmd_evaluate(args) -> None:
+    from jaxaware import parallel
     from jaxaware.atomic import check_output_path, check_outputs_distinct
     from jaxaware.model import load, resolve_weights_path
 
@@ -957,7 +965,9 @@ def cmd_evaluate(args) -> None:
                   seed=args.seed, features=fn, real=args.real, real_seed=args.real_seed,
                   k=args.k, ms_ssim_images=args.ms_ssim_images,
                   awareness_latents=args.awareness_latents, batch_size=args.batch_size,
-                  progress=not args.quiet)
+                  progress=not args.quiet, devices=args.devices)
+    if not parallel.is_main_process():  # every process computed it all; process 0 writes
+        return
     ev.settings["weights"] = args.weights if args.weights is not None else "default"
     # Render everything first, so a failure leaves no output behind; then write.
     files = [(args.out, ev.to_json().encode())]
@@ -1006,6 +1016,8 @@ def register(sub, model_command) -> None:
     """Adds ``jaxaware evaluate`` to the CLI's subparsers (see ``PLUGINS`` in
     :mod:`jaxaware.cli`). Its own parser rather than ``model_command``: ``--truncation``
     here takes a list."""
+    from jaxaware import parallel
+
     e = sub.add_parser(
         "evaluate", help="per-class precision, recall, MS-SSIM, Frechet distance and total "
         "awareness, and their correlations (paper Sec. 4.4)",
@@ -1046,4 +1058,5 @@ def register(sub, model_command) -> None:
                    help="latents of the awareness (default 1000)")
     e.add_argument("--batch-size", type=_arg_int(1), default=64)
     e.add_argument("--quiet", action="store_true", help="no progress bar")
+    parallel.add_arguments(e)
     e.set_defaults(run=cmd_evaluate)

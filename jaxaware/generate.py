@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxaware import parallel
 from jaxaware._checks import check_fits_in_memory, check_int, check_seed
 from jaxaware.classes import to_class_vectors
 from jaxaware.errors import JaxawareError
@@ -156,16 +157,24 @@ def sample(
     per_class: int = 1,
     batch_size: int = 16,
     progress: bool = False,
+    devices=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``per_class`` images of each class, latents from ``seed`` (the family's convention).
 
     Returns ``(images [len(classes) * per_class, H, W, 3], labels)``; image ``i`` of class
     ``k`` uses latent row ``i``, the same for every class.
+
+    The images are sharded over ``devices`` (None: every device JAX sees; an int: the first
+    ``N`` local devices; a 1-D ``Mesh``), ``batch_size`` images per device per step (the
+    last step padded). Every device runs the same ``[batch_size]`` program as a 1-device
+    run, so the images are bit-identical on any number of devices and processes (at
+    another batch size they may differ in the last bits: convolutions sum in another order).
     """
     check_model(model)
     per_class = check_int(per_class, "per_class")
     batch_size = check_int(batch_size, "batch_size")
     seed = check_seed(seed, allow_none=True)
+    devices = parallel.check_devices(devices)
     try:  # a string is a spec such as '207,"golden retriever"', not a list of letters
         spec = classes if isinstance(classes, (str, int, np.integer)) else list(classes)
     except TypeError:
@@ -178,22 +187,37 @@ def sample(
     check_fits_in_memory(sample_bytes(model.config, labels.size * per_class),
                          f"sampling {labels.size * per_class} images of {_size(model.config)}")
     z = model.family.sample_latents(per_class, model.config, truncation, seed)
+    if seed is None:  # fresh entropy: every process must use process 0's draw
+        z = parallel.same_on_all_processes(z)
     labels = np.repeat(labels, per_class)
-    zs = np.tile(z, (len(labels) // per_class, 1))
-    starts = range(0, len(labels), batch_size)
-    if progress:
+    zs = np.tile(z, (len(labels) // per_class, 1)).astype(np.float32)
+    blend = statistic_weights(model.config, truncation)
+    bar = None
+    if progress and parallel.is_main_process():
         from tqdm.auto import tqdm
 
-        starts = tqdm(starts, desc="sampling", unit="batch")
-    out = []
-    for s in starts:
-        zb, yb = zs[s : s + batch_size], labels[s : s + batch_size]
-        if len(yb) < batch_size:  # pad to one shape: one compilation
-            pad = batch_size - len(yb)
-            zb = np.concatenate([zb, np.zeros((pad, zb.shape[1]), zb.dtype)])
-            yb = np.concatenate([yb, np.zeros(pad, yb.dtype)])
-        out.append(np.asarray(generate(model, zb, yb, truncation))[: len(labels) - s])
-    return np.concatenate(out), labels
+        bar = tqdm(total=len(labels), desc="sampling", unit="image")
+    try:
+        images = parallel.map_rows(_forward_rows(model.config), (zs, labels.astype(np.int32)),
+                                   model.variables, blend, block=batch_size, shrink=False,
+                                   devices=devices, progress=bar.update if bar else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    return images, labels
+
+
+@functools.lru_cache(maxsize=None)
+def _forward_rows(config):
+    """``rows (z [B, z_dim], labels int [B]), variables, blend -> images``: :func:`forward`
+    in the form :func:`jaxaware.parallel.map_rows` maps (one function object per config,
+    so it compiles once per shape)."""
+
+    def images(rows, variables, blend):
+        z, labels = rows
+        return forward(config, variables, z, labels, blend)[0]
+
+    return images
 
 
 def check_model(model):

@@ -42,6 +42,11 @@ from jaxaware.cli import main  # noqa: E402
 from jaxaware.errors import JaxawareError  # noqa: E402
 
 WORKER_TIMEOUT = 300  # seconds, the 8-device subprocess
+#: Results equal within 1e-6 of their largest value rather than bit for bit: the first-order
+#: response is a gradient, and XLA's CPU backward convolutions order their reductions by the
+#: threads each device gets, which differ when 8 host devices share the cores (the forward
+#: passes, awareness and the exact sweep are bit-identical).
+NOT_BIT_IDENTICAL = {"response_first_order"}
 PROCESS_TIMEOUT = 120  # seconds, each 2-process run
 
 
@@ -88,6 +93,15 @@ def _results(devices, full: bool = True) -> dict[str, np.ndarray]:
     out["sweep_images"] = parallel.map_rows(
         _sweep_rows, sweep, model.variables, z, np.array([1, 4]), statistic_weights(SMALL, 0.5),
         block=2, shrink=False, devices=devices)
+    # The analyses' exact and first-order response sweeps (world model and classifier).
+    from jaxaware.analysis import exact_response, first_order_response, site_columns
+
+    world = load()
+    cols = site_columns(world.config, "L1")[:10]
+    for name, fn, kw in (("exact", exact_response, {"edit_batch": 4}),
+                         ("first_order", first_order_response, {})):
+        r = fn(world, None, [2, 9], cols, num_latents=6, batch_size=2, devices=devices, **kw)
+        out[f"response_{name}"] = r.drop
     return out
 
 
@@ -136,10 +150,15 @@ def test_eight_devices_equal_one_bit_for_bit(eight, one):
     for key, value in one.items():
         for count in ("all", "three"):
             if f"{count}/{key}" not in eight:
-                assert count == "three" and key.startswith(("evaluation", "sweep")), key
+                assert count == "three" and key.startswith(("evaluation", "sweep", "response")), key
                 continue
             got = eight[f"{count}/{key}"]
             assert got.dtype == value.dtype and got.shape == value.shape, key
+            if key in NOT_BIT_IDENTICAL:
+                # Within 1e-6 of the largest value (measured: 4.6e-7 on 8 host devices).
+                scale = np.abs(value).max()
+                assert np.abs(got - value).max() <= 1e-6 * scale, f"{count}/{key}"
+                continue
             np.testing.assert_array_equal(got, value, err_msg=f"{count}/{key}")
     assert one["sample_images"].shape[0] == 9 and one["sweep_images"].shape[:2] == (11, 2)
     assert one["awareness_deep_category"].shape[0] == 10

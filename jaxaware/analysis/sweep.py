@@ -44,6 +44,7 @@ from jaxaware.analysis.classifier import as_classifier, check_score, target_scor
 from jaxaware.errors import JaxawareError
 from jaxaware.generate import check_model, forward, statistic_weights
 from jaxaware.interventions import FlatEdit, flat_layout
+from jaxaware.parallel import map_rows
 from jaxaware.sites import site_table, total_channels
 
 __all__ = ["Responses", "exact_response", "first_order_response", "site_columns"]
@@ -154,7 +155,7 @@ def _progress(items, enabled: bool, desc: str):
 def exact_response(model, classifier, classes, columns, *, num_latents: int = 100,
                    truncation: float = 1.0, seed: int = 1, score: str = "prob",
                    batch_size: int = 16, edit_batch: int | None = None,
-                   progress: bool = False) -> Responses:
+                   progress: bool = False, devices=None) -> Responses:
     """Score drops of every edit by generating the edited images (see the module doc).
 
     Args:
@@ -169,6 +170,8 @@ def exact_response(model, classifier, classes, columns, *, num_latents: int = 10
       batch_size: latents per batch; edit_batch: edits per ``vmap`` call (the last call
         is padded with unedited rows; fewer edits: the next power of two). Default:
         ``256 * (32 / resolution)^2`` images per call.
+      devices: the edits are sharded over these (:func:`jaxaware.parallel.map_rows`;
+        None: every device JAX sees); results are the same on any number of devices.
     """
     t0 = time.perf_counter()
     cfg = check_model(model).config
@@ -216,11 +219,12 @@ def exact_response(model, classifier, classes, columns, *, num_latents: int = 10
             for j, r in enumerate(rows):
                 if r >= 0:
                     scales[j, local[cols[ki, r]]] = 0.0
-            chunks = [jnp.asarray(scales[lo:lo + chunk]) for lo in range(0, len(rows), chunk)]
             for zb, n in _batches(z, batch):
                 h = _prefix_fn(cfg, int(b))(model.variables, zb, y, blend) if b > 0 else None
-                out = [suffix(sc, model.variables, h, zb, y, blend) for sc in chunks]
-                scores = np.asarray(jnp.concatenate(out))[:real, :n]  # [rows, n]
+                # Edit rows sharded over the devices, `chunk` per device per step; every
+                # device runs the 1-device program, so the scores are the same bits.
+                scores = map_rows(suffix, scales, model.variables, h, zb, y, blend,
+                                  block=chunk, shrink=False, devices=devices)[:real, :n]
                 images += scores.size
                 base = scores[0]
                 if not base_done:
@@ -249,9 +253,22 @@ def _grad_fn(config, clf, score: str):
     return jax.jit(jax.grad(total, has_aux=True))
 
 
+@functools.lru_cache(maxsize=16)
+def _per_batch_grad(grad):
+    """``grad`` over one latent batch as a :func:`map_rows` function (rows: a batch)."""
+
+    def fn(rows, ones, v, y, blend):
+        zb, w = rows
+        g, s = grad(ones, v, zb[0], y, blend, w[0])
+        return g[None], s[None]
+
+    return fn
+
+
 def first_order_response(model, classifier, classes, columns=None, *, num_latents: int = 100,
                          truncation: float = 1.0, seed: int = 1, score: str = "prob",
-                         batch_size: int = 16, progress: bool = False) -> Responses:
+                         batch_size: int = 16, progress: bool = False,
+                         devices=None) -> Responses:
     """First-order score drops (see the module doc): ``drop_c ~ mean_i ds_i/dscale_c``.
 
     ``columns`` as in :func:`exact_response` (a group gets the sum over its columns);
@@ -277,13 +294,20 @@ def first_order_response(model, classifier, classes, columns=None, *, num_latent
     ones = jnp.ones(c_total, jnp.float32)
     drops = np.zeros((len(classes), cols.shape[1]))
     base = np.zeros(len(classes))
+    zs, ws = [], []
+    for zb, n in _batches(z, batch):
+        zs.append(np.asarray(zb))
+        ws.append((np.arange(batch) < n).astype(np.float32))
+    rows = (np.stack(zs), np.stack(ws))  # [batches, batch, z_dim], [batches, batch]
     for ki in _progress(range(len(classes)), progress, "first-order response"):
         y = jnp.full((batch,), classes[ki], jnp.int32)
+        # Latent batches sharded over the devices (one per device per step); the host sums
+        # them in batch order, as a 1-device run does.
+        g_all, s_all = map_rows(_per_batch_grad(grad), rows, ones, model.variables, y, blend,
+                                block=1, shrink=False, devices=devices)
         g_sum = jnp.zeros(c_total)
         s_sum = 0.0
-        for zb, n in _batches(z, batch):
-            weight = jnp.asarray(np.arange(batch) < n, jnp.float32)
-            g, s = grad(ones, model.variables, zb, y, blend, weight)
+        for g, s in zip(g_all, s_all):
             g_sum, s_sum = g_sum + g, s_sum + s
         per_channel = np.asarray(g_sum, np.float64) / len(z)
         drops[ki] = per_channel[cols[ki]].sum(axis=1)

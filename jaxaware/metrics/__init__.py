@@ -18,6 +18,7 @@ from jaxaware.metrics.msssim import max_scales as max_scales
 from jaxaware.metrics.msssim import ms_ssim as ms_ssim
 from jaxaware.metrics.msssim import ms_ssim_diversity as ms_ssim_diversity
 from jaxaware.metrics.msssim import scale_weights as scale_weights
+from jaxaware.metrics.segmentation import segmentation_scores as segmentation_scores
 from jaxaware.metrics.total import total_awareness as total_awareness
 
 __all__ = [
@@ -27,5 +28,6 @@ __all__ = [
     "ms_ssim_diversity",
     "precision_recall",
     "scale_weights",
+    "segmentation_scores",
     "total_awareness",
 ]

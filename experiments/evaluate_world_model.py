@@ -37,9 +37,16 @@ def main(argv=None) -> int:
     ap.add_argument("--sheet", default=None, help="PNG sample sheet with part maps")
     ap.add_argument("--sheet-samples", type=int, default=6)
     ap.add_argument("--zoom", type=int, default=2)
+    ap.add_argument("--checkpoint", action="store_true",
+                    help="WEIGHTS is a training run directory: evaluate its latest checkpoint")
     args = ap.parse_args(argv)
     try:
-        model = load(args.weights)
+        if args.checkpoint:
+            from jaxaware.train.trainer import model_from_checkpoint
+
+            model = model_from_checkpoint(args.weights, standing_batches=2)
+        else:
+            model = load(args.weights)
         result = evaluate_world_model(model, args.per_class, args.truncation, args.seed,
                                       args.real_seed, progress=True,
                                       sheet_samples=args.sheet_samples if args.sheet else 0)

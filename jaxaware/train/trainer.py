@@ -252,6 +252,26 @@ def finalize(tc: TrainConfig, state: dict, model_id: str = "toyworld-biggan-deep
     return Model(tc.model, variables, model_id, WORLD.class_names)
 
 
+def model_from_checkpoint(run_dir: str | os.PathLike, standing_batches: int | None = None,
+                          model_id: str | None = None) -> Model:
+    """The model of a run's latest checkpoint (e.g. to look at a run in progress): the
+    run's config from ``train_config.json``, its EMA generator, fresh standing statistics
+    (``standing_batches`` overrides the config's count, for a quicker look)."""
+    run_dir = Path(run_dir)
+    try:
+        tc = TrainConfig.from_dict(json.loads((run_dir / "train_config.json").read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise JaxawareError(f"{run_dir} has no readable train_config.json ({type(e).__name__}); "
+                            "give a run directory written by jaxaware.train") from None
+    if not ckpt.exists(run_dir / "checkpoint"):
+        raise JaxawareError(f"{run_dir} has no checkpoint yet")
+    state = ckpt.load(run_dir / "checkpoint", init_state(tc), tc)
+    if standing_batches is not None:
+        tc = dataclasses.replace(tc, standing_batches=int(standing_batches))
+    step = int(state["step"])
+    return finalize(tc, state, model_id or f"{run_dir.name}-step{step}")
+
+
 def _trim_log(log: Path, step: int) -> None:
     """Drop log lines past ``step`` (written after the checkpoint we resume from)."""
     if not log.is_file():

@@ -37,6 +37,9 @@ def main(argv=None) -> int:
     ap.add_argument("--sheet", default=None, help="PNG sample sheet with part maps")
     ap.add_argument("--sheet-samples", type=int, default=6)
     ap.add_argument("--zoom", type=int, default=2)
+    ap.add_argument("--findings", action="store_true",
+                    help="also the awareness findings: family overlap, similarity correlation, "
+                    "ablation ordering at every site")
     ap.add_argument("--checkpoint", action="store_true",
                     help="WEIGHTS is a training run directory: evaluate its latest checkpoint")
     args = ap.parse_args(argv)
@@ -55,6 +58,15 @@ def main(argv=None) -> int:
         return 2
     result["weights"] = str(args.weights)
     print(format_table(result))
+    if args.findings:
+        from jaxaware.toyworld.quality import awareness_findings
+
+        f = result["findings"] = awareness_findings(model, seed=args.seed, progress=True)
+        ordered = sum(v["ordered"] for v in f["ablation"]["per_site"].values())
+        print(f"top-10% overlap within / between families: {f['overlap']['within_family']:.3f}"
+              f" / {f['overlap']['between_family']:.3f}; similarity vs awareness correlation "
+              f"(Spearman): {f['similarity']['spearman']:.3f}; ablation lowest < random < "
+              f"highest at {ordered} of {len(f['ablation']['per_site'])} sites")
     sheet = result.pop("sheet", None)
     if args.out:
         with atomic_write(args.out, "w") as f:

@@ -54,7 +54,7 @@ independent, so pooled p-values are optimistic.
 Real images: for a toy-world model (16 classes, 32 or 64 px, and the world's class names or
 none) world renders of seed :data:`WORLD_REAL_SEED` (12000, disjoint from the seeds that
 train the generators (1), the classifier and segmenter (1000 + run seed), their held-out
-sets (7), ``experiments/evaluate_default_model.py`` (1000, 1001) and the tests), class ``e``
+sets (7), ``jaxaware.toyworld.quality`` (21000, 21001) and the tests), class ``e``
 taking world images ``e * n .. e * n + n - 1``; for
 any model, a folder (:class:`FolderImages`; layout ``DIR/<class index>/*.png|jpg|jpeg``),
 or arrays per class.

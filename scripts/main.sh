@@ -16,9 +16,9 @@ jaxaware sample --classes all --per-class 8 --truncation 1.0 --seed 0 --zoom 2 \
 echo "== 3. channel awareness of every CCBN channel, all classes, N = 1000 latents"
 jaxaware awareness --num-latents 1000 --truncation 1.0 --seed 0 \
   --out "$out/awareness.npz" --figure "$out/awareness.png"
-echo "== 4. how good is it: the world's classifier on its samples, per-class Frechet distance"
-python experiments/evaluate_default_model.py jaxaware/data/default_model --per-class 100 \
-  --out "$out/evaluation.json" 2>/dev/null
+echo "== 4. how good is it: the world's classifier and segmenter on its samples"
+python experiments/evaluate_world_model.py --per-class 100 --out "$out/evaluation.json" \
+  --sheet "$out/evaluation_sheet.png" 2>/dev/null
 echo "== 5. conversion: a RANDOM-WEIGHT reference checkpoint (pytorch_model.bin + config.json)"
 python -m convert.reference --config tiny --seed 0 --out "$out/reference" >/dev/null
 jaxaware convert "$out/reference" "$out/converted"

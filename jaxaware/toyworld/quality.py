@@ -118,3 +118,63 @@ def format_table(result: dict) -> str:
     for name, ok in result["bars"].items():
         lines.append(f"  {name}: {'yes' if ok else 'NO'}")
     return "\n".join(lines)
+
+
+def awareness_findings(model, awareness=None, ablation_latents: int = 32, seed: int = 0,
+                       progress: bool = False) -> dict:
+    """The three numbers the world models exist for, from the model's awareness:
+
+    * ``overlap``: the mean overlap ``|S_i ∩ S_j| / k`` of the top-``k`` category-awareness
+      channels of two classes (``k`` = 10% of a site's channels, at least 1), within
+      families and between families, averaged over sites (per site too);
+    * ``similarity``: the Spearman rank correlation, over class pairs, between the world's
+      class similarity (``WORLD.similarity``) and the classes' awareness correlation (the
+      Spearman correlation of their category-awareness vectors over all channels);
+    * ``ablation``: at every site, the drop of the classifier's accuracy when a quarter of
+      the site's channels is zeroed, the lowest-, a random and the highest-awareness
+      quarter (mean over classes, ``ablation_latents`` syntheses each), and whether
+      ``lowest < random < highest`` holds there.
+    """
+    from scipy.stats import spearmanr
+
+    from jaxaware.analysis import ablation_groups, channel_overlap, family_means
+    from jaxaware.awareness import compute_awareness
+    from jaxaware.sites import site_table
+
+    k = model.config.num_classes
+    aw = awareness if awareness is not None else compute_awareness(
+        model, list(range(k)), num_latents=1000, seed=seed)
+    families = [WORLD.family_of(WORLD.class_names[c]) for c in range(k)]
+    per_site = {}
+    for s in aw.site_names:
+        ov = channel_overlap(aw, sites=[s], fraction=0.10)
+        per_site[s] = {"k": ov.k, **family_means(ov.matrix, families)}
+    overlap = {key: float(np.mean([v[key] for v in per_site.values()]))
+               for key in ("within_family", "between_family")}
+    ranks = np.argsort(np.argsort(aw.category, axis=1), axis=1).astype(np.float64)
+    corr = np.corrcoef(ranks)
+    iu = np.triu_indices(k, 1)
+    rho = float(spearmanr(np.asarray(WORLD.similarity)[iu], corr[iu])[0])
+    sites = site_table(model.config)
+    if progress:
+        from tqdm.auto import tqdm
+
+        sites = tqdm(sites, desc="ablation per site", unit="site")
+    ablation = {}
+    for s in sites:
+        drops = {"lowest": [], "random": [], "highest": []}
+        for c in range(k):
+            summary = ablation_groups(model, None, c, [s.name], fraction=0.25,
+                                      num_latents=ablation_latents, awareness=aw,
+                                      seed=seed).summary()
+            for g in drops:
+                drops[g].append(summary["original"]["accuracy"] - summary[g]["accuracy"])
+        mean = {g: float(np.mean(v)) for g, v in drops.items()}
+        ablation[s.name] = {**mean, "ordered": mean["lowest"] < mean["random"] < mean["highest"]}
+    return {
+        "overlap": {**overlap, "per_site": per_site, "fraction": 0.10},
+        "similarity": {"spearman": rho, "awareness_correlation": "Spearman of category rows"},
+        "ablation": {"per_site": ablation, "latents": int(ablation_latents),
+                     "ordered_at_every_site": all(v["ordered"] for v in ablation.values())},
+        "num_latents": int(aw.num_latents), "seed": int(aw.seed),
+    }

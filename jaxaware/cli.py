@@ -190,7 +190,8 @@ def cmd_standing_stats(args) -> None:
     print(f"wrote {out}: standing statistics at truncation {rows} (and the stored row 0)")
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (shared by the plugin subcommands)."""
     try:
         value = int(text)
     except ValueError:
@@ -268,13 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = model_command("sample", "write a grid of samples (rows: classes)", "0", "samples.png",
                       cmd_sample)
-    s.add_argument("--per-class", type=_positive_int, default=4)
-    s.add_argument("--zoom", type=_positive_int, default=1, help="integer upscaling of each image")
+    s.add_argument("--per-class", type=positive_int, default=4)
+    s.add_argument("--zoom", type=positive_int, default=1, help="integer upscaling of each image")
     parallel.add_arguments(s)
 
     a = model_command("awareness", "category/latent awareness of every CCBN channel", "all",
                       "awareness.npz", cmd_awareness)
-    a.add_argument("--num-latents", type=_positive_int, default=1000)
+    a.add_argument("--num-latents", type=positive_int, default=1000)
     a.add_argument("--figure", default=None, help="also write a PNG overview here")
     parallel.add_arguments(a)
 
@@ -283,9 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("weights", help="an original BigGAN weights directory")
     st.add_argument("--truncation", required=True, help="one or more truncations, e.g. 0.5 "
                     "or 0.25,0.5,1.0")
-    st.add_argument("--batches", type=_positive_int, default=16,
+    st.add_argument("--batches", type=positive_int, default=16,
                     help="batches averaged per truncation (default 16, as BigGAN-PyTorch)")
-    st.add_argument("--batch-size", type=_positive_int, default=64)
+    st.add_argument("--batch-size", type=positive_int, default=64)
     st.add_argument("--seed", type=_seed, default=0)
     st.add_argument("--out", default=None, help="output weights directory (default: in place)")
     st.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -14,19 +14,10 @@ from __future__ import annotations
 import argparse
 import os
 
+from jaxaware.cli import positive_int
 from jaxaware.errors import JaxawareError
 
 VERBS = ("ablation", "response", "overlap", "transfer", "shared")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
-    return value
 
 
 def _int(text: str) -> int:
@@ -59,7 +50,7 @@ def _common(p, out: str, classifier: bool = True) -> None:
     p.add_argument("--seed", type=_int, default=0, help="awareness latents; images use seed+1")
     p.add_argument("--awareness", default=None, help="a saved awareness .npz (jaxaware "
                    "awareness) with rows for the classes analysed")
-    p.add_argument("--awareness-latents", type=_positive_int, default=1000,
+    p.add_argument("--awareness-latents", type=positive_int, default=1000,
                    help="latents for awareness when --awareness is not given (default 1000)")
     if classifier:
         p.add_argument("--classifier", default=None, metavar="FILE.py:NAME",
@@ -85,9 +76,9 @@ def register(sub, model_command) -> None:
                    "(default L0)")
     p.add_argument("--fraction", type=_float, default=0.25,
                    help="share of each site's channels per group (default 0.25)")
-    p.add_argument("--count", type=_positive_int, default=None,
+    p.add_argument("--count", type=positive_int, default=None,
                    help="channels per site per group (instead of --fraction)")
-    p.add_argument("--latents", type=_positive_int, default=64, help="syntheses (default 64)")
+    p.add_argument("--latents", type=positive_int, default=64, help="syntheses (default 64)")
     p.set_defaults(run=cmd_ablation)
 
     p = verbs.add_parser("response", help="channel-classifier response vs category awareness "
@@ -95,7 +86,7 @@ def register(sub, model_command) -> None:
     _common(p, "analysis_response.png")
     p.add_argument("--classes", default="all", help="classes (default all)")
     p.add_argument("--site", default="L0", help="one CCBN site (default L0)")
-    p.add_argument("--group", type=_positive_int, default=1,
+    p.add_argument("--group", type=positive_int, default=1,
                    help="channels zeroed together, in awareness order (App. A: 5)")
     p.add_argument("--latents", type=_int, default=100, help="M latent pairs (default 100)")
     p.add_argument("--method", choices=("exact", "first-order"), default="exact")
@@ -109,7 +100,7 @@ def register(sub, model_command) -> None:
     _common(p, "analysis_overlap.png", classifier=False)
     p.add_argument("--classes", default="all", help="classes (default all)")
     p.add_argument("--sites", default="all", help="CCBN sites, comma-separated, or all")
-    p.add_argument("--k", type=_positive_int, default=None,
+    p.add_argument("--k", type=positive_int, default=None,
                    help="channels per class and site (default: 100/1536 of each site)")
     p.set_defaults(run=cmd_overlap)
 
@@ -123,7 +114,7 @@ def register(sub, model_command) -> None:
                    help="site-local channel (default: the source's highest awareness)")
     p.add_argument("--op", choices=("add", "multiply"), default="add")
     p.add_argument("--strength", type=_float, default=3.0)
-    p.add_argument("--latents", type=_positive_int, default=16, help="syntheses per target")
+    p.add_argument("--latents", type=positive_int, default=16, help="syntheses per target")
     p.set_defaults(run=cmd_transfer)
 
     p = verbs.add_parser("shared", help="channels in every class's top k (Tab. 1)")
@@ -131,7 +122,7 @@ def register(sub, model_command) -> None:
     p.add_argument("--classes", default="all", help="classes (default all)")
     p.add_argument("--sites", default="all", help="CCBN sites, comma-separated, or all "
                    "(default: every site wider than k)")
-    p.add_argument("--k", type=_positive_int, default=10)
+    p.add_argument("--k", type=positive_int, default=10)
     p.set_defaults(run=cmd_shared)
 
 

@@ -157,7 +157,7 @@ def register(sub, model_command) -> None:
     from jaxaware.applications.edit_measures import CHANNEL_KINDS
     from jaxaware.applications.editing import MODES, UNITS
     from jaxaware.applications.clustering import BACKENDS
-    from jaxaware.cli import _positive_int
+    from jaxaware.cli import positive_int
 
     e = model_command("edit", "single-channel editing (Sec. 4.1): strength sweeps of chosen "
                       "channels, a grid with the input in the middle, and their scores", "0",
@@ -167,7 +167,7 @@ def register(sub, model_command) -> None:
                    "highest category awareness; latent: the channels most shared by all "
                    "classes under Tab. 1's latent criterion), or SITE:CHANNEL,... e.g. "
                    "block3.bn1:5,L13:2 (default: both)")
-    e.add_argument("--num-channels", type=_positive_int, default=2,
+    e.add_argument("--num-channels", type=positive_int, default=2,
                    help="channels of each kind (default 2)")
     e.add_argument("--sites", default=None, help="choose channels only at these CCBN sites")
     e.add_argument("--mode", choices=MODES, default="add")
@@ -177,7 +177,7 @@ def register(sub, model_command) -> None:
                    help="magnitudes s, each applied in both directions: add -s..s channel "
                    "stds, or multiply by 1 - s..1 + s (default 2,4,8; the input sits in "
                    "the middle)")
-    e.add_argument("--per-class", type=_positive_int, default=2, help="latents per class")
+    e.add_argument("--per-class", type=positive_int, default=2, help="latents per class")
 
     h = model_command("hybridize", "category hybridization (Sec. 4.2): input, reference, "
                       "style mixing and channel mixing side by side, with scores", None,
@@ -194,7 +194,7 @@ def register(sub, model_command) -> None:
                    help="channels to transplant per site: counts, half or all (default half)")
     h.add_argument("--style-from", type=int, default=None,
                    help="style mixing from this block on (default: after the sites' block)")
-    h.add_argument("--per-class", type=_positive_int, default=4, help="latents")
+    h.add_argument("--per-class", type=positive_int, default=4, help="latents")
 
     s = model_command("segment", "awareness-weighted K-Means segmentation (Sec. 4.3), "
                       "without and with weights, scored on the toy world", "0", "segment.png",
@@ -205,7 +205,7 @@ def register(sub, model_command) -> None:
                    "(e.g. block3.bn0+block4.bn0); comma-separated (default all,second-half)")
     s.add_argument("--weighting", default="none,awareness",
                    help="none, awareness or both (default none,awareness)")
-    s.add_argument("--per-class", type=_positive_int, default=2, help="images per class")
+    s.add_argument("--per-class", type=positive_int, default=2, help="images per class")
     s.add_argument("--backend", choices=BACKENDS, default="jax", help="K-Means (default jax)")
-    s.add_argument("--n-init", type=_positive_int, default=3, help="K-Means restarts")
-    s.add_argument("--max-rows", type=_positive_int, default=8, help="images in the figure")
+    s.add_argument("--n-init", type=positive_int, default=3, help="K-Means restarts")
+    s.add_argument("--max-rows", type=positive_int, default=8, help="images in the figure")

@@ -62,7 +62,7 @@ from jaxaware._checks import (
     is_int,
 )
 from jaxaware.errors import JaxawareError
-from jaxaware.models.family import AffineMaps, Family, Site
+from jaxaware.models.family import AffineMaps, Family, Site, spectrally_normalised
 from jaxaware.models.layers import (
     CCBN,
     INIT,
@@ -437,13 +437,6 @@ def sample_latents(num: int, config: BigGANConfig, truncation=1.0, seed=0) -> np
     return state.standard_normal((num, config.z_dim)).astype(np.float32) * np.float32(t)
 
 
-def _sn_filter(name: str, shape: tuple) -> bool:
-    """Spectrally normalised in BigGAN-PyTorch: every conv and linear kernel and, when the
-    CCBN maps are SNLinear (shared), their kernels; not the embedding, biases, BN scale,
-    attention gamma."""
-    return len(shape) >= 2 and name != "embedding"
-
-
 FAMILY = Family(
     name="biggan",
     title="BigGAN",
@@ -460,5 +453,5 @@ FAMILY = Family(
     ),
     latent_law="normal",
     presets=PRESETS,
-    sn_filter=_sn_filter,
+    sn_filter=spectrally_normalised,
 )

@@ -46,7 +46,7 @@ import numpy as np
 
 from jaxaware._checks import config_fraction, config_int, is_int
 from jaxaware.errors import JaxawareError
-from jaxaware.models.family import AffineMaps, Family, Site
+from jaxaware.models.family import AffineMaps, Family, Site, spectrally_normalised
 from jaxaware.models.layers import (
     CCBN,
     INIT,
@@ -418,12 +418,6 @@ def _sample_latents(num: int, config: BigGANDeepConfig, truncation=1.0, seed=0) 
     return truncated_noise(num, config.z_dim, truncation, seed)
 
 
-def _sn_filter(name: str, shape: tuple) -> bool:
-    """Spectrally normalised in training (as the converter folds them): every matrix or
-    conv kernel and the CCBN maps; not the class embedding, biases, BN scale or gamma."""
-    return len(shape) >= 2 and name != "embedding"
-
-
 FAMILY = Family(
     name="biggan-deep",
     title="BigGAN-deep",
@@ -440,5 +434,5 @@ FAMILY = Family(
     ),
     latent_law="truncnorm",
     presets=PRESETS,
-    sn_filter=_sn_filter,
+    sn_filter=spectrally_normalised,
 )

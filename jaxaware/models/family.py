@@ -98,6 +98,14 @@ class AffineMaps:
         return e @ self.gain_class, e @ self.bias_class
 
 
+def spectrally_normalised(name: str, shape: tuple) -> bool:
+    """Which generator parameters both reference codebases spectrally normalise (and the
+    converters fold): every matrix or conv kernel, the CCBN maps included; not the class
+    embedding, biases, batch-norm scales or the attention gamma. (BigGAN-PyTorch's
+    unshared CCBN tables are plain ``nn.Embedding``s; jaxaware trains shared models only.)"""
+    return len(shape) >= 2 and name != "embedding"
+
+
 @dataclasses.dataclass(frozen=True)
 class Family:
     """A model family: everything the family-agnostic core needs to know about it."""

@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxaware.models.family import spectrally_normalised
+
 Filter = Callable[[str, tuple], bool]
 
 EPS = 1e-12  # torch's spectral_norm default (the reference uses the config eps, 1e-4)
@@ -29,11 +31,8 @@ def _key(path) -> str:
     return "/".join(str(getattr(p, "key", p)) for p in path)
 
 
-def generator_filter(name: str, shape: tuple) -> bool:
-    """Which generator leaves are spectrally normalised (as the converter folds them):
-    every matrix or conv kernel, the CCBN gain/bias maps; not the class embedding, biases,
-    the final BN's scale/bias or the attention gamma."""
-    return len(shape) >= 2 and name != "embedding"
+#: Which generator leaves are spectrally normalised: the rule both families share.
+generator_filter = spectrally_normalised
 
 
 def discriminator_filter(name: str, shape: tuple) -> bool:

@@ -9,6 +9,17 @@ Residual blocks (Miyato & Koyama 2018; Brock et al. 2019, the non-deep BigGAN D)
 then ReLU, a sum over H and W, and ``out = linear(h) + <embed(y), h>`` (the projection
 term; ``y`` integer labels or class vectors). Spectral normalisation is applied from
 outside (:mod:`jaxaware.train.spectral`): the parameters here are plain.
+
+Two options for a world whose classes share class-independent factors (position, scale,
+background) that a generator must spread as widely as the data does:
+
+* ``coords``: two input channels holding the pixel's x and y in [-1, 1] (CoordConv, Liu et
+  al. 2018). Convolutions and the final sum over positions are nearly blind to *where* an
+  object is; with coordinates D can tell a generator that always centres its objects from
+  the data.
+* ``minibatch_std``: before the last block, one channel holding the mean over features and
+  positions of the standard deviation over groups of ``4`` samples (ProGAN's minibatch
+  standard deviation, Karras et al. 2018), so D sees how alike a batch's samples are.
 """
 
 from __future__ import annotations
@@ -29,23 +40,27 @@ class DConfig:
     widths: tuple[int, ...]
     downsample: tuple[bool, ...]
     num_classes: int
+    coords: bool = False
+    minibatch_std: bool = False
 
     def __post_init__(self):
         if len(self.widths) != len(self.downsample):
             raise ValueError("widths and downsample must have the same length")
 
 
-def default_dconfig(resolution: int, ch: int, num_classes: int) -> DConfig:
+def default_dconfig(resolution: int, ch: int, num_classes: int, coords: bool = False,
+                    minibatch_std: bool = False) -> DConfig:
     """32x32 -> 4 blocks of widths (ch, 2ch, 4ch, 4ch), downsampling (yes, yes, no, no),
     ending at 8x8 (BigGAN's 32 px D keeps 4ch in every block; narrowing the 32x32 and
     16x16 blocks makes D about 3x cheaper on a CPU, where its full-resolution convs
     dominate a step); 64x64 -> BigGAN's 5 blocks (ch, 2ch, 4ch, 8ch, 16ch), all
     downsampling but the last."""
     if resolution == 32:
-        return DConfig((ch, 2 * ch, 4 * ch, 4 * ch), (True, True, False, False), num_classes)
+        return DConfig((ch, 2 * ch, 4 * ch, 4 * ch), (True, True, False, False), num_classes,
+                       coords, minibatch_std)
     if resolution == 64:
         return DConfig(tuple(m * ch for m in (1, 2, 4, 8, 16)),
-                       (True, True, True, True, False), num_classes)
+                       (True, True, True, True, False), num_classes, coords, minibatch_std)
     raise ValueError(f"no default discriminator for resolution {resolution}; use 32 or 64")
 
 
@@ -78,6 +93,18 @@ class DBlock(nn.Module):
         return h + skip
 
 
+def minibatch_std(h, group: int = 4):
+    """Appends one channel: the mean over features and positions of the standard deviation
+    over each group of ``group`` samples (the batch must divide into groups)."""
+    b, hh, ww, c = h.shape
+    g = min(group, b)
+    y = h.reshape(g, b // g, hh, ww, c)
+    std = jnp.sqrt(jnp.var(y, axis=0) + 1e-8)  # [b/g, H, W, C]
+    stat = jnp.mean(std, axis=(1, 2, 3))  # [b/g]
+    stat = jnp.tile(stat, g)[:, None, None, None]  # sample i of group j gets stat j
+    return jnp.concatenate([h, jnp.broadcast_to(stat, (b, hh, ww, 1))], axis=-1)
+
+
 class Discriminator(nn.Module):
     config: DConfig
 
@@ -87,7 +114,15 @@ class Discriminator(nn.Module):
         Returns the logits [B]."""
         cfg = self.config
         h = x
+        if cfg.coords:
+            b, hh, ww, _ = x.shape
+            ys, xs = jnp.meshgrid(jnp.linspace(-1, 1, hh), jnp.linspace(-1, 1, ww), indexing="ij")
+            grid = jnp.broadcast_to(jnp.stack([xs, ys], -1), (b, hh, ww, 2)).astype(x.dtype)
+            h = jnp.concatenate([h, grid], axis=-1)
+        last = len(cfg.widths) - 1
         for i, (w, down) in enumerate(zip(cfg.widths, cfg.downsample)):
+            if cfg.minibatch_std and i == last:
+                h = minibatch_std(h)
             h = DBlock(w, down, preactivation=i > 0, name=f"block{i}")(h)
         h = jnp.sum(jax.nn.relu(h), axis=(1, 2))
         out = nn.Dense(1, kernel_init=_init, name="linear")(h)[:, 0]

@@ -78,6 +78,8 @@ class TrainConfig:
     standing_batch_size: int = 64
     fast_compile: bool = False  # XLA backend opt level 0: 2x faster compile, slower steps
     augment: str = ""  # DiffAugment policies for D's inputs, e.g. "translation,cutout"
+    d_coords: bool = False  # D sees pixel coordinates (CoordConv), so it can judge position
+    d_minibatch_std: bool = False  # D sees the batch's feature spread (ProGAN)
 
     def __post_init__(self):
         if self.model.num_classes != WORLD.num_classes:
@@ -93,7 +95,8 @@ class TrainConfig:
 
     @property
     def dconfig(self) -> DConfig:
-        return default_dconfig(self.model.resolution, self.d_ch, self.model.num_classes)
+        return default_dconfig(self.model.resolution, self.d_ch, self.model.num_classes,
+                               self.d_coords, self.d_minibatch_std)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -180,9 +183,14 @@ def compiled_step(tc: TrainConfig):
 
     def d_loss_fn(d_params, d_sn, real, real_y, fake, fake_y, aug_key):
         d_norm, d_sn = spectral_normalize(d_params, d_sn)
-        logits = D.apply({"params": d_norm}, seen(jnp.concatenate([real, fake]), aug_key),
-                         jnp.concatenate([real_y, fake_y]))
-        real_logits, fake_logits = jnp.split(logits, 2)
+        both = seen(jnp.concatenate([real, fake]), aug_key)
+        if tc.d_minibatch_std:  # batch statistics of real and fake images kept apart
+            real_seen, fake_seen = jnp.split(both, 2)
+            real_logits = D.apply({"params": d_norm}, real_seen, real_y)
+            fake_logits = D.apply({"params": d_norm}, fake_seen, fake_y)
+        else:
+            logits = D.apply({"params": d_norm}, both, jnp.concatenate([real_y, fake_y]))
+            real_logits, fake_logits = jnp.split(logits, 2)
         loss = hinge_d_loss(real_logits, fake_logits)
         return loss, (d_sn, jnp.mean(real_logits), jnp.mean(fake_logits))
 

@@ -58,12 +58,12 @@ CONFIGS = {
                            hier=True, shared=True, attention=(16,), num_classes=16,
                            eps=1e-4, sn_eps=1e-6, n_stats=4,
                            stats_truncations=(0.25, 0.5, 0.75)),
-        d_ch=24, steps=10000, seed=0, **COMMON,
+        d_ch=24, steps=8000, seed=0, **COMMON,
     ),
     "toyworld-biggan-deep": TrainConfig(
         model=BigGANDeepConfig(layers=DEEP_LAYERS, output_dim=32, z_dim=64, class_embed_dim=64,
                                channel_width=32, num_classes=16, attention_layer_position=4),
-        d_ch=24, steps=10000, seed=0, **COMMON,
+        d_ch=24, steps=8000, seed=0, **COMMON,
     ),
 }
 

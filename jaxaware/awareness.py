@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxaware import parallel
-from jaxaware._checks import SEED_MAX, check_fits_in_memory, check_int, check_seed
+from jaxaware.checks import SEED_MAX, check_fits_in_memory, check_int, check_seed
 from jaxaware.atomic import atomic_write
 from jaxaware.errors import JaxawareError
 from jaxaware.models import family_of

@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from jaxaware._checks import check_fits_in_memory, check_seed
+from jaxaware.checks import check_fits_in_memory, check_seed
 from jaxaware.atomic import (
     atomic_write,
     check_output_path,

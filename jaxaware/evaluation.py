@@ -291,7 +291,7 @@ class WorldImages:
     ``e * n .. e * n + n - 1`` of world seed ``seed``, rendered at ``resolution``."""
 
     def __init__(self, resolution: int, seed: int = WORLD_REAL_SEED):
-        from jaxaware._checks import check_seed
+        from jaxaware.checks import check_seed
 
         self.resolution = int(resolution)
         self.seed = check_seed(seed, what="real_seed")
@@ -598,7 +598,7 @@ def evaluate(model, classes=None, *, per_class: int | None = 200, truncation=1.0
         An :class:`Evaluation`.
     """
     from jaxaware import parallel
-    from jaxaware._checks import check_int, check_seed
+    from jaxaware.checks import check_int, check_seed
     from jaxaware.awareness import compute_awareness
     from jaxaware.generate import check_model, sample, to_uint8
     from jaxaware.metrics import (frechet_distance, ms_ssim_diversity, precision_recall,
@@ -1003,7 +1003,7 @@ def _arg_int(minimum: int):
 def _arg_seed(text: str) -> int:
     import argparse
 
-    from jaxaware._checks import check_seed
+    from jaxaware.checks import check_seed
 
     try:
         return check_seed(int(text))

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxaware import parallel
-from jaxaware._checks import check_fits_in_memory, check_int, check_seed
+from jaxaware.checks import check_fits_in_memory, check_int, check_seed
 from jaxaware.classes import to_class_vectors
 from jaxaware.errors import JaxawareError
 from jaxaware.interventions import check_interventions

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxaware._checks import check_int
+from jaxaware.checks import check_int
 from jaxaware.errors import JaxawareError
 
 

@@ -38,7 +38,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxaware._checks import is_int
+from jaxaware.checks import is_int
 from jaxaware.errors import JaxawareError
 
 __all__ = ["AXIS", "add_arguments", "check_devices", "gather", "initialize",

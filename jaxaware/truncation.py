@@ -25,7 +25,7 @@ import math
 import numpy as np
 import scipy.stats
 
-from jaxaware._checks import check_fits_in_memory, check_int, check_seed
+from jaxaware.checks import check_fits_in_memory, check_int, check_seed
 from jaxaware.errors import JaxawareError
 
 

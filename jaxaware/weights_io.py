@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxaware._checks import check_fits_in_memory, format_bytes
+from jaxaware.checks import check_fits_in_memory, format_bytes
 from jaxaware.atomic import atomic_directory, check_directory_destination, check_output_path
 from jaxaware.errors import JaxawareError
 

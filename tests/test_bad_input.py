@@ -38,7 +38,7 @@ from jaxaware import (
     sample,
     truncated_noise,
 )
-from jaxaware._checks import SEED_MAX, format_bytes, memory_limit
+from jaxaware.checks import SEED_MAX, format_bytes, memory_limit
 from jaxaware.awareness import awareness_bytes
 from jaxaware.cli import grid_bytes, main
 from jaxaware.generate import sample_bytes

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from jaxaware._checks import check_int, check_seed
+from jaxaware.checks import check_int, check_seed
 from jaxaware.atomic import atomic_write
 from jaxaware.errors import JaxawareError
 from jaxaware.sites import resolve_site, site_table
@@ -115,7 +115,7 @@ def softmax(logits) -> np.ndarray:
 def image_seed(seed) -> int:
     """The seed of the analysed syntheses: ``seed + 1`` (mod 2**32), independent of the
     awareness latents drawn from ``seed``."""
-    from jaxaware._checks import SEED_MAX
+    from jaxaware.checks import SEED_MAX
 
     return (check_seed(seed) + 1) % (SEED_MAX + 1)
 

@@ -22,7 +22,7 @@ import dataclasses
 
 import numpy as np
 
-from jaxaware._checks import check_int, check_seed
+from jaxaware.checks import check_int, check_seed
 from jaxaware.analysis._common import (
     AWARENESS_LATENTS,
     awareness_rows,

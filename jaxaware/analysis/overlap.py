@@ -21,7 +21,7 @@ import dataclasses
 
 import numpy as np
 
-from jaxaware._checks import check_int
+from jaxaware.checks import check_int
 from jaxaware.analysis._common import aw_rows, aw_sites, check_fraction
 from jaxaware.errors import JaxawareError
 

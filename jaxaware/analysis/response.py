@@ -31,7 +31,7 @@ import dataclasses
 
 import numpy as np
 
-from jaxaware._checks import check_int
+from jaxaware.checks import check_int
 from jaxaware.analysis._common import (
     AWARENESS_LATENTS,
     awareness_rows,

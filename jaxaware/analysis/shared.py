@@ -23,7 +23,7 @@ import dataclasses
 
 import numpy as np
 
-from jaxaware._checks import check_int
+from jaxaware.checks import check_int
 from jaxaware.analysis._common import aw_rows, aw_sites
 from jaxaware.analysis.overlap import top_channels
 from jaxaware.errors import JaxawareError

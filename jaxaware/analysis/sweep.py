@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxaware._checks import check_int
+from jaxaware.checks import check_int
 from jaxaware.analysis._common import check_latent_pairs, class_list, latents
 from jaxaware.analysis.classifier import as_classifier, check_score, target_scores
 from jaxaware.errors import JaxawareError

@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from jaxaware._checks import check_int, check_seed
+from jaxaware.checks import check_int, check_seed
 from jaxaware.atomic import atomic_write
 from jaxaware.errors import JaxawareError
 from jaxaware.sites import site_table

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxaware._checks import check_int, check_seed
+from jaxaware.checks import check_int, check_seed
 from jaxaware.errors import JaxawareError
 
 __all__ = ["BACKENDS", "DEFAULT_BACKEND", "check_k", "kmeans", "kmeans_jax", "kmeans_sklearn"]

@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxaware._checks import check_int
+from jaxaware.checks import check_int
 from jaxaware.applications._common import (
     aw_rows,
     check_count_in,

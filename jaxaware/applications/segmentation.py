@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxaware._checks import check_int
+from jaxaware.checks import check_int
 from jaxaware.applications._common import aw_rows, class_name, to_uint8, zoom_for
 from jaxaware.applications.clustering import DEFAULT_BACKEND, check_k, kmeans
 from jaxaware.errors import JaxawareError
@@ -154,7 +154,7 @@ def segment(model, z, classes, ks=(3, 5), layers=LAYER_SETS, weightings=WEIGHTIN
     :data:`MAX_FEATURE_BYTES`); every step has the same shapes (one compilation)."""
     import time
 
-    from jaxaware._checks import check_fits_in_memory
+    from jaxaware.checks import check_fits_in_memory
     from jaxaware.applications._common import awareness_for
     from jaxaware.generate import check_model
     from jaxaware.sites import total_channels

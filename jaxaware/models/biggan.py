@@ -52,7 +52,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxaware._checks import (
+from jaxaware.checks import (
     check_fits_in_memory,
     check_int,
     check_seed,

@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxaware._checks import config_fraction, config_int, is_int
+from jaxaware.checks import config_fraction, config_int, is_int
 from jaxaware.errors import JaxawareError
 from jaxaware.models.family import AffineMaps, Family, Site, spectrally_normalised
 from jaxaware.models.layers import (

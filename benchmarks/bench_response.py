@@ -141,7 +141,7 @@ def main() -> None:
 
     from jaxaware import load
     from jaxaware.analysis import exact_response, first_order_response, site_columns
-    from jaxaware.analysis._common import spearman
+    from jaxaware.analysis import spearman
     from jaxaware.analysis.classifier import as_classifier, load_classifier_spec
     from jaxaware.generate import generate
     from jaxaware.interventions import flat_zero

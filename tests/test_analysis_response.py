@@ -19,7 +19,7 @@ from jaxaware.analysis import (
     savgol_window,
     site_columns,
 )
-from jaxaware.analysis._common import pearson, spearman
+from jaxaware.analysis import pearson, spearman
 from jaxaware.generate import generate
 from jaxaware.interventions import flat_zero
 from jaxaware.sites import site_table

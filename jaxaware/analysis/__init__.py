@@ -9,11 +9,15 @@
 * :mod:`.shared`: channels in the top-k of every class (Tab. 1);
 * :mod:`.classifier`: the classifier the analyses ask (any ``images -> logits``);
 * :mod:`.figures`: the figures; :mod:`.cli`: ``jaxaware analyze VERB``;
-* :mod:`.experiment`: what the paper-reproduction scripts in ``experiments/`` share.
+* :mod:`.experiment`: what the paper-reproduction scripts in ``experiments/`` share;
+* :func:`pearson`, :func:`spearman`: the correlations the analyses report (NaN where
+  either side is constant), for scripts that correlate their own columns.
 
 Every result has ``to_json()``: the numbers behind its figure, with documented keys.
 """
 
+from jaxaware.analysis._common import pearson as pearson
+from jaxaware.analysis._common import spearman as spearman
 from jaxaware.analysis.ablation import Ablation as Ablation
 from jaxaware.analysis.ablation import ablation_groups as ablation_groups
 from jaxaware.analysis.classifier import Classifier as Classifier
@@ -45,4 +49,5 @@ __all__ = [
     "SharedChannels", "shared_channels",
     "Responses", "exact_response", "first_order_response", "site_columns",
     "Transfer", "channel_transfer",
+    "pearson", "spearman",
 ]

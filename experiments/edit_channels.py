@@ -25,7 +25,7 @@ import sys
 
 import numpy as np
 
-from jaxaware.applications._common import write_json
+from jaxaware.applications import write_json
 from jaxaware.applications.edit_measures import edit_report
 from jaxaware.applications.editing import EditSweep, edit_figure
 from jaxaware.errors import JaxawareError

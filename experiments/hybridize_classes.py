@@ -18,7 +18,7 @@ import argparse
 import os
 import sys
 
-from jaxaware.applications._common import latents, world_references, write_json
+from jaxaware.applications import latents, world_references, write_json
 from jaxaware.applications.hybrid_measures import DEFAULT_SHARES, all_pairs, hybrid_report
 from jaxaware.applications.hybridization import hybrid_figure, hybridize
 from jaxaware.errors import JaxawareError

@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from jaxaware.applications._common import latents, write_json
+from jaxaware.applications import latents, write_json
 from jaxaware.applications.segmentation import (
     LAYER_SETS,
     WEIGHTINGS,

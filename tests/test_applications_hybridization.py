@@ -13,7 +13,7 @@ import pytest
 
 from helpers import SMALL, SMALL_BIGGAN, raises, random_model
 from jaxaware.applications import hybridization as hy
-from jaxaware.applications._common import awareness_for
+from jaxaware.applications import awareness_for
 from jaxaware.awareness import Awareness
 from jaxaware.model import load
 from jaxaware.sites import site_table

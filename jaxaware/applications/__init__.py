@@ -9,8 +9,18 @@
   batched K-Means (:mod:`.clustering`) and scores against the world's part segmenter.
 
 Command line: ``jaxaware edit``, ``jaxaware hybridize``, ``jaxaware segment`` (:mod:`.cli`).
+
+What the three share, for scripts that drive them (``experiments/``): :func:`latents`
+(latents drawn the family's way), :func:`awareness_for` (an awareness with rows for the
+classes used, given or computed), :func:`world_references` (the toy world's classifier
+and segmenter when the model is a world model) and :func:`write_json` (results as JSON,
+written atomically).
 """
 
+from jaxaware.applications._common import awareness_for as awareness_for
+from jaxaware.applications._common import latents as latents
+from jaxaware.applications._common import world_references as world_references
+from jaxaware.applications._common import write_json as write_json
 from jaxaware.applications.edit_measures import edit_report as edit_report
 from jaxaware.applications.edit_measures import score_edits as score_edits
 from jaxaware.applications.editing import Channel as Channel

@@ -96,6 +96,7 @@ __all__ = [
     "sliding_mean",
     "summary_table",
     "top_bottom_figure",
+    "top_bottom_indices",
     "window_size",
     "within_groups",
     "world_features",
@@ -640,7 +641,7 @@ def evaluate(model, classes=None, *, per_class: int | None = 200, truncation=1.0
         awareness[t] = {int(c): float(v) for c, v in zip(aw.classes, totals)}
     order = [(t, c) for t in truncations for c in classes]
     # Samples are kept only for the points Fig. 10 shows (known now: awareness comes first).
-    shown = {order[i] for i in _top_bottom([awareness[t][c] for t, c in order])}
+    shown = {order[i] for i in top_bottom_indices([awareness[t][c] for t, c in order])}
 
     bar = None
     if progress and parallel.is_main_process():
@@ -794,10 +795,11 @@ def _strip(images: np.ndarray, pad: int = 2) -> np.ndarray:
     return out
 
 
-def _top_bottom(awareness, count: int | None = None) -> list[int]:
-    """Indices of the ``count`` (default :data:`SHOWN`) highest points by total awareness,
-    highest first, then of the lowest, lowest first; with fewer than ``2 * count`` points
-    the top takes the larger half."""
+def top_bottom_indices(awareness, count: int | None = None) -> list[int]:
+    """The points :func:`top_bottom_figure` shows (Fig. 10), given each point's total
+    awareness: indices of the ``count`` (default :data:`SHOWN`) highest, highest first, then
+    of the lowest, lowest first; with fewer than ``2 * count`` points the top takes the
+    larger half."""
     count = SHOWN if count is None else count
     a = np.asarray(awareness, np.float64)
     order = np.argsort(a, kind="stable")
@@ -810,7 +812,7 @@ def top_bottom_png(ev: Evaluation) -> bytes:
     """PNG bytes of :func:`top_bottom_figure`."""
     plt = _plt()
     pts = ev.points
-    idx = _top_bottom([p["total_awareness"] for p in pts])
+    idx = top_bottom_indices([p["total_awareness"] for p in pts])
     n_top = min(SHOWN, (len(pts) + 1) // 2)
     groups = [("highest total awareness", idx[:n_top]),
               ("lowest total awareness", idx[n_top:])]

@@ -125,12 +125,12 @@ def test_within_groups_removes_each_groups_offset():
 
 
 def test_points_shown_in_fig_10():
-    from jaxaware.evaluation import _top_bottom
+    from jaxaware.evaluation import top_bottom_indices
 
     a = [5.0, 1.0, 9.0, 3.0, 7.0, 2.0, 8.0, 0.0, 6.0, 4.0, 10.0, 4.5]
-    assert _top_bottom(a) == [10, 2, 6, 4, 8, 7, 1, 5, 3, 9]  # 5 highest, then 5 lowest
-    assert _top_bottom([2.0, 1.0, 3.0]) == [2, 0, 1]
-    assert _top_bottom([1.0]) == [0]
+    assert top_bottom_indices(a) == [10, 2, 6, 4, 8, 7, 1, 5, 3, 9]  # 5 highest, then 5 lowest
+    assert top_bottom_indices([2.0, 1.0, 3.0]) == [2, 0, 1]
+    assert top_bottom_indices([1.0]) == [0]
 
 
 def test_figure_paths():

@@ -120,7 +120,7 @@ def worker(args) -> dict:
 
     from jaxaware import interventions as iv
     from jaxaware import parallel
-    from jaxaware.awareness import _class_rows, compute_awareness
+    from jaxaware.awareness import chunk_awareness_rows, compute_awareness
     from jaxaware.generate import generate, sample, statistic_weights
     from jaxaware.model import init_random, load
 
@@ -180,14 +180,14 @@ def worker(args) -> dict:
             outs.append(jax.tree.map(lambda x: np.asarray(x)[: m - s], current))
         return jax.tree.map(lambda *xs: np.concatenate(xs), *outs)
 
-    aw_rows = jax.jit(_class_rows)
+    aw_rows = jax.jit(chunk_awareness_rows)
     sweep_jit = jax.jit(fn)
     host_b = (np.asarray(b_s), np.asarray(b_o))
     on_device = jax.device_put((default.variables, z, classes, blend))  # as map_rows does
     pairs = {
         "awareness": (
             lambda: plain_chunks(aw_rows, host_b, (a_s, a_o), chunk),
-            lambda: parallel.map_rows(_class_rows, host_b, a_s, a_o, block=chunk)),
+            lambda: parallel.map_rows(chunk_awareness_rows, host_b, a_s, a_o, block=chunk)),
         "sample": (
             lambda: _plain_sample(default, generate, args.classes),
             lambda: sample(default, list(range(dcfg.num_classes)), 1.0, 0,

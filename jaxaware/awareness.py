@@ -301,9 +301,10 @@ def chunk_awareness(a_s, a_o, b_s, b_o):
     return -mean, m2 / a_s.shape[0], flip_counts(a_s, b_s)
 
 
-def _class_rows(rows, a_s, a_o):
-    """:func:`chunk_awareness` with the class parts as the mapped rows (for
-    :func:`jaxaware.parallel.map_rows`: rows first, shared arguments after)."""
+def chunk_awareness_rows(rows, a_s, a_o):
+    """:func:`chunk_awareness` with the class parts ``rows = (b_s, b_o)`` as the mapped rows
+    and the latent parts shared: the form :func:`jaxaware.parallel.map_rows` maps (rows
+    first, shared arguments after), what :func:`compute_awareness` shards over classes."""
     b_s, b_o = rows
     return chunk_awareness(a_s, a_o, b_s, b_o)
 
@@ -387,7 +388,7 @@ def compute_awareness(
         # Classes sharded over the mesh axis, class_chunk (or fewer) per device per step;
         # every device runs chunk_awareness on its own classes, whose per-class arithmetic
         # does not depend on how many classes share a chunk: bit-identical on any devices.
-        out = parallel.map_rows(_class_rows, (b_s, b_o), a_s, a_o, block=class_chunk,
+        out = parallel.map_rows(chunk_awareness_rows, (b_s, b_o), a_s, a_o, block=class_chunk,
                                 devices=devices, progress=bar.update if bar else None)
     finally:
         if bar is not None:

@@ -44,8 +44,8 @@ from convert.biggan_deep import (
     sn_sigma,
 )
 from jaxaware.atomic import atomic_directory
-from jaxaware.models import BigGANDeepConfig
 from jaxaware.errors import JaxawareError
+from jaxaware.models import BigGANDeepConfig, family_of
 from jaxaware.models.biggan_deep import block_widths, reference_block_index
 
 __all__ = ["export", "export_state_dict", "main", "unit_sigma_vectors"]
@@ -103,6 +103,12 @@ def _conv1x1(k):  # [I, O] -> [O, I, 1, 1]
 
 def export_state_dict(variables: dict, config: BigGANDeepConfig) -> dict[str, np.ndarray]:
     """Our ``{'params', 'stats'}`` as a reference state dict of float32 numpy arrays."""
+    family = family_of(config)
+    if family.name != "biggan-deep":
+        raise JaxawareError(
+            f"export writes BigGAN-deep checkpoints (pytorch_pretrained_biggan); this is a "
+            f"{family.title} model, which it does not write"
+        )
     check_reference_compatible(config)
     params, stats = variables["params"], variables["stats"]
     cfg = config

@@ -163,6 +163,75 @@ def test_awareness_matches_reference_probes(converted):
         np.testing.assert_allclose(aw.latent[row][ok], t.var(0)[ok], rtol=1e-3, atol=1e-6)
 
 
+@pytest.mark.parametrize("name", R.TINY_CONFIG_NAMES)
+def test_site_reference_names_are_the_reference_modules(converted, name):
+    """Every site's ``reference_name`` is its module in the BigGAN-PyTorch generator (where
+    a PyTorch forward hook goes, as benchmarks/bench_response.py's baseline does), and a
+    hook zeroing a channel of a CCBN module there gives jaxaware's ``flat_zero`` image."""
+    from jaxaware.interventions import flat_zero
+
+    G, model, _ = converted[name]
+    ccbns = dict(G.ccbns())
+    sites = site_table(model.config)
+    assert [s.reference_name for s in sites] == [
+        f"blocks.{i}.0.bn{k}" for i in range(G.n_blocks) for k in (1, 2)]  # fmt: skip
+    for s in sites:
+        module = G.get_submodule(s.reference_name)
+        assert module is ccbns[s.name] and module.output_size == s.channels, s.name
+    for s in block_sites(model.config):
+        module = G.get_submodule(s.reference_name)
+        assert module is G.blocks[s.block][0] and module.out_channels == s.channels, s.name
+    z = _latents(G, 2, seed=9)
+    classes = np.array([0, 1])
+    for site in (sites[1], sites[-1]):
+        c = site.channels // 2
+
+        def zero(mod, args, out, c=c):
+            out = out.clone()
+            out[:, c] = 0.0
+            return out
+
+        handle = G.get_submodule(site.reference_name).register_forward_hook(zero)
+        try:
+            want = R.probe_forward(G, z, R.class_condition(G, classes)).image
+        finally:
+            handle.remove()
+        edit = flat_zero(model.config, [site.offset + c])
+        got = np.asarray(generate(model, z, classes, 1.0, interventions=edit))
+        assert np.abs(got - want).max() <= IMAGE_ATOL, site.name
+        assert np.abs(np.asarray(generate(model, z, classes, 1.0)) - want).max() > 1e-3
+
+
+def test_to_pytorch_config_builds_the_same_architecture(converted):
+    """``BigGANConfig.to_pytorch_config`` inverts ``from_pytorch_config``: a reference
+    generator built from it has the checkpoint's keys and shapes (what bench_response's
+    random-weight baseline relies on); statistic rows have no counterpart."""
+    import dataclasses
+    import re
+
+    from jaxaware.models import BigGANConfig
+    from jaxaware.models.biggan import PRESETS
+
+    for name in R.TINY_CONFIG_NAMES:
+        G, model, _ = converted[name]
+        cfg = model.config
+        train = cfg.to_pytorch_config()
+        assert BigGANConfig.from_pytorch_config(train) == cfg, name
+        built = R.build_generator(train).state_dict()
+        # num_G_SVs > 1 only adds u1, sv1, ... buffers the eval forward never uses.
+        first = {k: v.shape for k, v in G.state_dict().items()
+                 if not re.search(r"\.(u|sv)[1-9]\d*$", k)}  # fmt: skip
+        assert {k: v.shape for k, v in built.items()} == first, name
+        rows = dataclasses.replace(cfg, n_stats=3, stats_truncations=(0.5, 0.7))
+        assert rows.to_pytorch_config() == train
+    for name, cfg in PRESETS.items():
+        assert BigGANConfig.from_pytorch_config(cfg.to_pytorch_config()) == cfg, name
+    unshared = BigGANConfig(32, 4, 16, 0, False, False, (), 5)
+    back = BigGANConfig.from_pytorch_config(unshared.to_pytorch_config())
+    assert back == dataclasses.replace(unshared, shared_dim=16)  # unused; read as dim_z
+    assert unshared.to_pytorch_config()["G_attn"] == "0"
+
+
 # --------------------------------------------------------------------------------------
 # The CLI round trip, and bad checkpoints
 # --------------------------------------------------------------------------------------

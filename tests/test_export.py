@@ -155,6 +155,19 @@ def test_unit_sigma_vectors_on_awkward_shapes():
         unit_sigma_vectors(np.zeros((4, 4), np.float32))
 
 
+def test_an_original_biggan_is_refused_in_one_line(tmp_path):
+    """export writes BigGAN-deep only: an original BigGAN (BigGAN-PyTorch's family) gets a
+    one-line error, not an AttributeError, and nothing is written."""
+    from jaxaware.models import BigGANConfig
+
+    model = init_random(BigGANConfig(32, 4, 16, 8, True, True, (16,), 5))
+    with pytest.raises(JaxawareError) as e:
+        export(model, tmp_path / "ckpt")
+    assert str(e.value) == ("export writes BigGAN-deep checkpoints (pytorch_pretrained_biggan); "
+                            "this is a BigGAN model, which it does not write")  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_cli_and_atomic_replace(exported, tmp_path):
     model, _ = exported
     model.save(str(tmp_path / "weights"))

@@ -238,6 +238,20 @@ class BigGANConfig:
         return cls(resolution, ch, z_dim, shared_dim, hier, shared, attention, n_classes,
                    eps, sn_eps)
 
+    def to_pytorch_config(self) -> dict[str, Any]:
+        """BigGAN-PyTorch training arguments that build this architecture, the inverse of
+        :meth:`from_pytorch_config` (e.g. to build a random-weight reference generator of
+        exactly this model's shape). The reference stores one row of batch-norm
+        statistics, so ``n_stats`` / ``stats_truncations`` have no counterpart, and
+        without ``shared`` ``shared_dim`` is unused (BigGAN-PyTorch then reads it as
+        ``dim_z``)."""
+        return {
+            "resolution": self.resolution, "G_ch": self.channel_width, "dim_z": self.z_dim,
+            "shared_dim": self.shared_dim, "hier": self.hier, "G_shared": self.shared,
+            "G_attn": "_".join(map(str, self.attention)) or "0",
+            "n_classes": self.num_classes, "BN_eps": self.eps, "SN_eps": self.sn_eps,
+        }  # fmt: skip
+
 
 def _check_fields(cfg: BigGANConfig) -> None:
     """Types and ranges of every field (normalised to Python ints/floats/bools/tuples), in

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import re
 
 import jax
@@ -27,6 +29,38 @@ SMALL = BigGANDeepConfig(
 def raises(message):
     """pytest.raises for a JaxawareError with exactly this message."""
     return pytest.raises(JaxawareError, match="^" + re.escape(message) + "$")
+
+
+@contextlib.contextmanager
+def forward_traces(module: str = "jaxaware.generate"):
+    """Counts the traces of jitted code that calls :func:`jaxaware.generate.forward` through
+    ``module``'s global ``forward``: a list of each call's keyword arguments (``start``,
+    ``stop``, ``capture``, ...). Jitted code looks that global up only while it is traced,
+    and a compiled program runs without calling Python, so every entry is one trace (one
+    compilation) and a call that reuses a compiled program adds none.
+
+    On entry JAX's caches are cleared (nothing compiled before the block hides a trace),
+    and so is :func:`~jaxaware.generate.jitted_forward`'s cache on entry and exit: it binds
+    ``forward`` when it is built. ``module`` is a dotted name (``jaxaware.generate`` itself
+    is shadowed by the function of that name in the ``jaxaware`` package)."""
+    from jaxaware.generate import jitted_forward
+
+    mod = importlib.import_module(module)
+    real = mod.forward
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    mod.forward = counted
+    jitted_forward.cache_clear()
+    jax.clear_caches()
+    try:
+        yield calls
+    finally:
+        mod.forward = real
+        jitted_forward.cache_clear()
 
 
 # A small original BigGAN: 32 px (3 blocks, 6 CCBN sites), hierarchical latents, shared

@@ -10,7 +10,7 @@ import pytest
 from scipy.signal import savgol_filter
 from scipy.stats import pearsonr, spearmanr
 
-from helpers import SMALL_BIGGAN, random_model, raises
+from helpers import SMALL_BIGGAN, forward_traces, random_model, raises
 from jaxaware.analysis import (
     as_classifier,
     exact_response,
@@ -215,16 +215,25 @@ def test_bad_input_is_one_line():
 
 
 def test_compiles_once_per_start_block_across_classes_and_calls():
-    from jaxaware.analysis import sweep
-
+    """Edits at sites of blocks 0 and 1: one suffix program per start block and one prefix
+    (blocks 0..0), traced for the first class; the second class and a second call with
+    other classes reuse them (no trace at all)."""
     model = tiny_model(1)
     clf = as_classifier(linear_classifier(TINY, 1), model)
-    cols = site_columns(TINY, "L4")
-    exact_response(model, clf, [0, 1], cols, num_latents=4, batch_size=4)
-    fn = sweep._suffix_fn(TINY, 1, clf, "prob", ("block1.bn0",))
-    before = fn._cache_size()
-    exact_response(model, clf, [2, 3], cols, num_latents=4, batch_size=4)
-    assert fn._cache_size() == before == 1
+    cols = np.concatenate([site_columns(TINY, "L0"), site_columns(TINY, "L4")])
+    assert [site_table(TINY)[i].block for i in (0, 4)] == [0, 1]  # L0, L4
+
+    def programs(calls):  # what each trace built: the suffix from block b, the prefix to b
+        return sorted(
+            ("suffix", c["start"]) if "start" in c else ("prefix", c["stop"]) for c in calls
+        )
+
+    with forward_traces("jaxaware.analysis.sweep") as calls:
+        exact_response(model, clf, [0, 1], cols, num_latents=4, batch_size=4)
+        assert programs(calls) == [("prefix", 1), ("suffix", 0), ("suffix", 1)]
+        calls.clear()
+        exact_response(model, clf, [2, 3], cols, num_latents=4, batch_size=4)
+        assert calls == []
 
 
 def test_site_scan_equals_first_order_correlation_site_by_site():

@@ -13,7 +13,7 @@ import copy
 import numpy as np
 import pytest
 
-from helpers import raises
+from helpers import forward_traces, raises
 from jaxaware import interventions as iv
 from jaxaware.applications import editing as ed
 from jaxaware.applications.edit_measures import score_edits, summarize_edits
@@ -77,11 +77,14 @@ def test_sweep_equals_one_generate_per_edit(model, z, sweep):
     np.testing.assert_allclose(sweep.amounts[1], sigma * np.array([-4.0, 0.0, 3.0]), rtol=1e-5)
 
 
-def test_multiply_and_one_compilation(model, z, sweep):
-    fn = ed._sweep_fn(model.config)
-    before = fn._cache_size()
-    sw = ed.edit_sweep(model, z, 3, "block3.bn2:1,L2:0", (-1.0, 1.0), mode="multiply")
-    assert fn._cache_size() == before == 1  # other channels, sites, strengths, mode: no new
+def test_multiply_and_one_compilation(model, z):
+    with forward_traces("jaxaware.applications.editing") as calls:
+        ed.edit_sweep(model, z, [3, 7], [IGNORED, USED], (-4.0, 3.0), mode="add")
+        # one sweep program and one of the channel stds (the "std" units of add)
+        assert sorted("std" if "capture" in c else "sweep" for c in calls) == ["std", "sweep"]
+        calls.clear()
+        sw = ed.edit_sweep(model, z, 3, "block3.bn2:1,L2:0", (-1.0, 1.0), mode="multiply")
+        assert calls == []  # other channels, sites, strengths, mode: no new trace
     site = resolve_site(model.config, "block3.bn2")
     edit = {site.name: iv.multiply([1], 0.0, site.channels)}  # 1 + s with s = -1
     want = np.asarray(generate(model, z, [3, 3], 1.0, interventions=edit))

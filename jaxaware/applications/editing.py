@@ -54,6 +54,7 @@ from jaxaware.applications._common import (
     zoom_for,
 )
 from jaxaware.errors import JaxawareError
+from jaxaware.generate import forward
 from jaxaware.sites import resolve_site, site_table
 
 __all__ = ["Channel", "EditSweep", "MODES", "UNITS", "DEFAULT_STRENGTHS", "category_channels",
@@ -194,8 +195,8 @@ class EditSweep:
 @functools.lru_cache(maxsize=None)
 def _sweep_fn(config):
     """``jit(vmap(forward))`` over a leading axis of :class:`FlatEdit` rows: one program
-    for every channel of every site (its ``_cache_size()`` counts compilations)."""
-    from jaxaware.generate import forward
+    for every channel of every site (``forward`` is this module's global, looked up when
+    the program is traced: a test counts traces by wrapping it)."""
 
     def run(variables, z, y, blend, edits):
         return jax.vmap(lambda e: forward(config, variables, z, y, blend, e)[0])(edits)
@@ -207,7 +208,6 @@ def _sweep_fn(config):
 def _std_fn(config):
     """``jit``: the standard deviation over (batch, height, width) of every CCBN channel's
     post-ReLU features, ``[C_total]`` on the flat axis (one program for any channels)."""
-    from jaxaware.generate import forward
     from jaxaware.models.layers import Capture
 
     names = [s.name for s in site_table(config)]

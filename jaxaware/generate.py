@@ -81,7 +81,8 @@ def forward(config, variables, z, classes, blend, edits=None, capture: Capture =
 @functools.lru_cache(maxsize=None)
 def jitted_forward(config):
     """``jax.jit`` of :func:`forward` with ``config`` bound (``capture`` static), cached per
-    config: what :func:`generate` calls; its ``_cache_size()`` counts compilations."""
+    config: what :func:`generate` calls (it compiles again only for new input shapes, edit
+    structures or ``capture``)."""
     return jax.jit(functools.partial(forward, config), static_argnames=("capture",))
 
 

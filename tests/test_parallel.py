@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 import jax  # noqa: E402
 
-from helpers import SMALL, SMALL_BIGGAN, random_model  # noqa: E402
+from helpers import SMALL, SMALL_BIGGAN, forward_traces, random_model  # noqa: E402
 from jaxaware import parallel  # noqa: E402
 from jaxaware.cli import main  # noqa: E402
 from jaxaware.errors import JaxawareError  # noqa: E402
@@ -190,14 +190,15 @@ def test_sharded_path_on_one_device_is_the_plain_path(one):
 
 def test_sample_compiles_once():
     """New classes, truncations, seeds and a padded last step: the same compiled map."""
-    from jaxaware.generate import _forward_rows, sample
+    from jaxaware.generate import sample
 
     model = random_model(SMALL)
-    sample(model, [0, 1], 0.5, seed=1, per_class=2, batch_size=2)
-    run = parallel._sharded(_forward_rows(SMALL), parallel.make_mesh(), 2)
-    size = run._cache_size()
-    sample(model, [5, 7, 9], 0.9, seed=2, per_class=1, batch_size=2)
-    assert run._cache_size() == size == 1
+    with forward_traces() as calls:  # sample's mapped function calls jaxaware.generate's
+        sample(model, [0, 1], 0.5, seed=1, per_class=2, batch_size=2)
+        assert len(calls) == 1
+        calls.clear()
+        sample(model, [5, 7, 9], 0.9, seed=2, per_class=1, batch_size=2)
+        assert calls == []
 
 
 # -- padding and the map itself ---------------------------------------------------------------

@@ -4,5 +4,22 @@ Kept only while ``jaxaware/model.py`` (being edited elsewhere) still imports fro
 delete this file once it imports from :mod:`jaxaware.checks`.
 """
 
-from jaxaware.checks import *  # noqa: F403
-from jaxaware.checks import __all__ as __all__
+from jaxaware.checks import (
+    SEED_MAX,
+    check_fits_in_memory,
+    check_int,
+    check_seed,
+    format_bytes,
+    is_int,
+    memory_limit,
+)
+
+__all__ = [
+    "SEED_MAX",
+    "check_fits_in_memory",
+    "check_int",
+    "check_seed",
+    "format_bytes",
+    "is_int",
+    "memory_limit",
+]

@@ -17,8 +17,7 @@ import sys
 
 import numpy as np
 
-from jaxaware.analysis import channel_overlap
-from jaxaware.analysis import pearson
+from jaxaware.analysis import channel_overlap, pearson
 from jaxaware.analysis.experiment import setup
 from jaxaware.analysis.figures import overlap_figure
 from jaxaware.awareness import compute_awareness

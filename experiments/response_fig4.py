@@ -20,8 +20,7 @@ import sys
 
 import numpy as np
 
-from jaxaware.analysis import response_correlation, scan_sites
-from jaxaware.analysis import spearman
+from jaxaware.analysis import response_correlation, scan_sites, spearman
 from jaxaware.analysis.experiment import setup
 from jaxaware.analysis.figures import response_figure
 from jaxaware.awareness import compute_awareness

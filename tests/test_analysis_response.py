@@ -15,11 +15,12 @@ from jaxaware.analysis import (
     as_classifier,
     exact_response,
     first_order_response,
+    pearson,
     response_correlation,
     savgol_window,
     site_columns,
+    spearman,
 )
-from jaxaware.analysis import pearson, spearman
 from jaxaware.generate import generate
 from jaxaware.interventions import flat_zero
 from jaxaware.sites import site_table

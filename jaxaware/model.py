@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxaware._checks import check_seed
+from jaxaware.checks import check_seed
 from jaxaware.classes import imagenet_class_aliases, resolve_classes
 from jaxaware.errors import JaxawareError
 from jaxaware.models import Family, config_from_dict, family_of
@@ -29,9 +29,11 @@ __all__ = ["Model", "load", "init_random", "variable_shapes", "check_variables",
 
 _DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 #: Models that ship with the package, by name (accepted wherever a weights path is).
-SHIPPED_MODELS = {"toyworld-biggan-deep": os.path.join(_DATA, "default_model")}
-#: The model ``load()`` and the CLI use when no weights are given.
-DEFAULT_MODEL = SHIPPED_MODELS["toyworld-biggan-deep"]
+SHIPPED_MODELS = {name: os.path.join(_DATA, name)
+                  for name in ("toyworld-biggan", "toyworld-biggan-deep")}
+#: The model ``load()`` and the CLI use when no weights are given: the original BigGAN
+#: trained on the toy world (the paper's main family).
+DEFAULT_MODEL = SHIPPED_MODELS["toyworld-biggan"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -58,8 +58,8 @@ def test_hybridize(out):
     assert main(["hybridize", "cat", "car", "--k", "8,all", "--per-class", "2",
                  "--out", str(path), "--quiet"]) == 0
     data = read(path)
-    assert data["sites"] == ["block2.out"] and data["style_from"] == 3
-    assert len(data["channels"]["8"]["block2.out"]) == 8
+    assert data["sites"] == ["block0.out"] and data["style_from"] == 1  # 3 blocks
+    assert len(data["channels"]["8"]["block0.out"]) == 8
     s = data["scores"]
     # k = all at a block output is the reference synthesis itself
     assert s["channel_kall"]["p_reference"] == pytest.approx(s["reference"]["p_reference"],
@@ -94,14 +94,14 @@ def test_experiment_quick(name, out, capsys):
     (["edit", "--strengths=-2"], "--strengths are magnitudes, applied in both directions: "
      "give positive numbers; got '-2'"),
     (["edit", "--channels", "block2.bn1:99"],
-     "channel of block2.bn1 must be an integer in 0..15; got 99"),
+     "channel of block2.bn1 must be an integer in 0..63; got 99"),
     (["edit", "--classes", "dragon"], None),
     (["hybridize", "cat", "car", "--k", "65"],
-     "k at block2.out must be an integer in 0..64; got 65"),
+     "k at block0.out must be an integer in 0..64; got 65"),
     (["hybridize", "cat", "car", "--classes", "bus"],
      "hybridize takes its two classes as INPUT_CLASS REFERENCE_CLASS, not --classes"),
     (["hybridize", "cat", "car", "--style-from", "7"],
-     "style-mixing block must be an integer in 0..6; got 7"),
+     "style-mixing block must be an integer in 0..3; got 7"),
     (["segment", "--k", "1"],
      "k-means k must be an integer in 2..1024 (the pixels of an image); got 1"),
     (["segment", "--weighting", "softmax"], "unknown weighting 'softmax'; use none or awareness"),

@@ -26,20 +26,20 @@ from jaxaware.sites import resolve_site
 from jaxaware.toyworld import render
 from jaxaware.truncation import truncated_noise
 
-IGNORED = ("block1.bn0", 5)  # conv0 of block1 reads this channel with all-zero weights
-USED = ("block1.bn0", 6)
+IGNORED = ("block1.bn1", 5)  # conv1 of block1 reads this channel with all-zero weights
+USED = ("block1.bn1", 6)
 
 
 @pytest.fixture(scope="module")
 def model():
-    """The default model with the weights that read block1.bn0's channel 5 set to 0: bn0's
-    output feeds only conv0 (a 1x1 conv; the skip path takes the block input), so nothing
-    downstream can depend on that channel."""
+    """The default model (original BigGAN) with the weights that read block1.bn1's channel 5
+    set to 0: bn1's output feeds only conv1 (after ReLU and upsampling; the skip path takes
+    the block input), so nothing downstream can depend on that channel."""
     m = load()
     variables = copy.deepcopy(m.variables)
-    kernel = np.array(variables["params"]["block1"]["conv0"]["kernel"])
-    kernel[IGNORED[1]] = 0.0
-    variables["params"]["block1"]["conv0"]["kernel"] = kernel
+    kernel = np.array(variables["params"]["block1"]["conv1"]["kernel"])  # [3, 3, in, out]
+    kernel[:, :, IGNORED[1]] = 0.0
+    variables["params"]["block1"]["conv1"]["kernel"] = kernel
     return type(m)(m.config, variables, m.model_id)
 
 
@@ -58,7 +58,7 @@ def test_ignored_channel_changes_nothing(sweep):
     # every strength gives the input back, bit for bit (the same compiled program)
     assert np.array_equal(ignored, np.broadcast_to(sweep.inputs, ignored.shape))
     assert score_edits(sweep)["magnitude"][0].max() == 0.0
-    # the test can fail: the neighbouring channel, which conv0 reads, does change the image
+    # the test can fail: the neighbouring channel, which conv1 reads, does change the image
     assert np.abs(used[0] - sweep.inputs).max() > 1e-3
     assert np.array_equal(sweep.strengths, [-4.0, 0.0, 3.0])  # 0 added, sorted
 
@@ -149,12 +149,12 @@ def test_bad_input(model, z):
         ed.edit_sweep(model, z, 3, [USED], [float("nan"), 1.0])
     with raises("unknown edit mode 'scale'; use add or multiply"):
         ed.edit_sweep(model, z, 3, [USED], [1.0], mode="scale")
-    with raises("channel of block1.bn0 must be an integer in 0..127; got 128"):
-        ed.parse_channels(model.config, "block1.bn0:128")
-    with raises("channel 'block1.bn0' is not SITE:CHANNEL; give e.g. block3.bn1:5 or L13:5"):
-        ed.parse_channels(model.config, "block1.bn0")
-    with pytest.raises(JaxawareError, match="^unknown site 'block9.bn0'; CCBN sites are "):
-        ed.parse_channels(model.config, "block9.bn0:1")
+    with raises("channel of block1.bn1 must be an integer in 0..63; got 64"):
+        ed.parse_channels(model.config, "block1.bn1:64")
+    with raises("channel 'block1.bn1' is not SITE:CHANNEL; give e.g. block3.bn1:5 or L13:5"):
+        ed.parse_channels(model.config, "block1.bn1")
+    with pytest.raises(JaxawareError, match="^unknown site 'block9.bn1'; CCBN sites are "):
+        ed.parse_channels(model.config, "block9.bn1:1")
     aw = fake_awareness(np.zeros((3, 6)), np.zeros((3, 6)), np.zeros((3, 6)), [[0, 2], [2, 6]])
     with raises("number of channels must be an integer in 1..6; got 7"):
         ed.category_channels(aw, 0, n=7)

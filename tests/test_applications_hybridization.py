@@ -2,9 +2,9 @@
 output transplanted whole reproduces the reference, k = 0 is style mixing, the channel
 ranking from hand-made awareness, the classifier scores by hand, one-line errors.
 
-Generators: the shipped toy-world BigGAN-deep (32 px, 6 blocks; its programs are shared
-with tests/test_applications_cli.py) and tests/helpers.py's small random original BigGAN
-(32 px, 3 blocks, hierarchical latents)."""
+Generators: the shipped toy-world BigGAN-deep (32 px, 6 blocks) and tests/helpers.py's
+small random original BigGAN (32 px, 3 blocks, hierarchical latents; the shipped default
+model is exercised through the command line in tests/test_applications_cli.py)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,10 @@ FAMILIES = {"deep": ("block2.out", "block3.bn1"), "biggan": ("block0.out", "bloc
 @pytest.fixture(scope="module", params=sorted(FAMILIES))
 def case(request):
     block_out, ccbn = FAMILIES[request.param]
-    model = load() if request.param == "deep" else random_model(SMALL_BIGGAN, seed=1)
+    if request.param == "deep":
+        model = load("toyworld-biggan-deep")
+    else:
+        model = random_model(SMALL_BIGGAN, seed=1)
     z = model.family.sample_latents(3, model.config, 1.0, 0)
     aw = awareness_for(model, [2, 5, 7])
     return model, z, aw, block_out, ccbn

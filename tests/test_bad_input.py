@@ -278,7 +278,7 @@ CLI_CASES = [
                        "(see jaxaware --help)"),
     ("weights-empty", ["sample", ""],
      "the weights path is empty or not a path (''); give a weights directory or a shipped "
-     "model's name (toyworld-biggan-deep)"),
+     "model's name (toyworld-biggan, toyworld-biggan-deep)"),
     ("convert-out-empty", ["convert", "nowhere", ""],
      "the output path is empty; give a directory path"),
 ]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: set up, then run the pipeline end to end on the shipped
-# default model (a small BigGAN-deep trained on the toy world), and the PyTorch -> JAX
+# default model (toyworld-biggan, an original BigGAN trained on the toy world), and the PyTorch -> JAX
 # conversion path on a random-weight checkpoint in the real pytorch_pretrained_biggan format.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -83,7 +83,7 @@ def setup(name: str, doc: str, config: dict, quick: dict, argv=None) -> Run:
                    "names, comma-separated): the world's class names fit only world models")
     p.add_argument("--quick", action="store_true", help="a smoke run in seconds")
     p.add_argument("--out-dir", default=None, help="where analysis_NAME.png/.json go "
-                   "(default: docs/, or runs/quick/ with --quick)")
+                   "(default: runs/analysis/<model_id>/, or runs/quick/ with --quick)")
     args = p.parse_args(argv)
     cfg = {**config, **(quick if args.quick else {})}
     model = load(args.weights)
@@ -91,5 +91,6 @@ def setup(name: str, doc: str, config: dict, quick: dict, argv=None) -> Run:
         if args.classes and key in cfg:
             cfg[key] = model.resolve_classes(args.classes)
     clf = load_classifier_spec(args.classifier, model) if args.classifier else None
-    out = args.out_dir or ("runs/quick" if args.quick else "docs")
+    out = args.out_dir or ("runs/quick" if args.quick else
+                           os.path.join("runs", "analysis", model.model_id or "model"))
     return Run(model, clf, cfg, name, out, args.quick, time.perf_counter())

@@ -7,8 +7,8 @@ its cores, so the point is correctness and overhead, not speed; on a GPU/TPU sli
 script measures real scaling). Per device count:
 
 * awareness: :func:`jaxaware.compute_awareness` of a random-weight model of the default
-  model's architecture with ``--classes`` classes (756 channels), ``--latents`` latents,
-  classes sharded over the devices;
+  model's architecture with ``--classes`` classes (toyworld-biggan: 384 channels),
+  ``--latents`` latents, classes sharded over the devices;
 * exact sweep: ``--edits`` rows of :func:`jaxaware.interventions.ablation_sweep` on the
   default model, each ablated generator run on ``--sweep-latents`` latents, through the
   generic :func:`jaxaware.parallel.map_rows` (``vmap`` over the edits of a block, ``block``

@@ -123,6 +123,7 @@ def worker(args) -> dict:
     from jaxaware.awareness import chunk_awareness_rows, compute_awareness
     from jaxaware.generate import generate, sample, statistic_weights
     from jaxaware.model import init_random, load
+    from jaxaware.sites import site_table
 
     d = jax.device_count()
     default = load()
@@ -138,7 +139,8 @@ def worker(args) -> dict:
     out["awareness_sha256"] = _digest((aw.category, aw.latent, aw.flip_fraction))
 
     dcfg = default.config
-    sweep = iv.ablation_sweep(dcfg, columns=np.linspace(0, 755, args.edits).astype(int))
+    total = sum(s.channels for s in site_table(dcfg))  # every CCBN channel of the model
+    sweep = iv.ablation_sweep(dcfg, columns=np.linspace(0, total - 1, args.edits).astype(int))
     z = default.family.sample_latents(args.sweep_latents, dcfg, 1.0, 0)
     classes = np.arange(args.sweep_latents) % dcfg.num_classes
     blend = statistic_weights(dcfg, 1.0)

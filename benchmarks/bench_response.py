@@ -286,14 +286,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--weights", default=None, help="jaxaware weights (default: shipped model)")
     p.add_argument("--classifier", default=None, metavar="FILE.py:NAME",
-                   help="images -> logits (default: the toy world's, for world models)")  # fmt: skip
+                   help="images -> logits (default: the toy world's, for world models)")
     p.add_argument("--site", default="L0")
     p.add_argument("--classes", default=None, help="default: 4 classes spread over the range")
     p.add_argument("--latents", type=int, default=64, help="M latent pairs per class")
     p.add_argument("--channels", type=int, default=None, help="first N channels of the site")
     p.add_argument("--batch", type=int, default=16, help="latents per batch (jaxaware)")
     p.add_argument("--all-sites", action="store_true", help="also time the exact sweep of "
-                   "every CCBN site (the honest denominator of the first-order speed-up)")  # fmt: skip
+                   "every CCBN site (the honest denominator of the first-order speed-up)")
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks the script runs")
     p.add_argument("--out", default=None)
     args = p.parse_args()

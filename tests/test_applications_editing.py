@@ -83,13 +83,13 @@ def test_multiply_and_one_compilation(model, z):
         # one sweep program and one of the channel stds (the "std" units of add)
         assert sorted("std" if "capture" in c else "sweep" for c in calls) == ["std", "sweep"]
         calls.clear()
-        sw = ed.edit_sweep(model, z, 3, "block3.bn2:1,L2:0", (-1.0, 1.0), mode="multiply")
+        sw = ed.edit_sweep(model, z, 3, "block2.bn2:1,L2:0", (-1.0, 1.0), mode="multiply")
         assert calls == []  # other channels, sites, strengths, mode: no new trace
-    site = resolve_site(model.config, "block3.bn2")
+    site = resolve_site(model.config, "block2.bn2")
     edit = {site.name: iv.multiply([1], 0.0, site.channels)}  # 1 + s with s = -1
     want = np.asarray(generate(model, z, [3, 3], 1.0, interventions=edit))
     np.testing.assert_allclose(sw.images[0, 0], want, atol=2e-5)
-    assert [c.label for c in sw.channels] == ["block3.bn2:1", "block0.bn2:0"]
+    assert [c.label for c in sw.channels] == ["block2.bn2:1", "block1.bn1:0"]  # L2 = block1.bn1
 
 
 def fake_awareness(category, latent, flip, offsets, classes=(0, 1, 2)):

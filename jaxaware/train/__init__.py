@@ -1,9 +1,10 @@
-"""Training jaxaware's default model: a small class-conditional BigGAN-deep on the toy world.
+"""Training the world models: class-conditional BigGAN and BigGAN-deep generators on the toy
+world (``experiments/train_world_models.py``).
 
 * :mod:`.spectral` - spectral normalisation during training (power iteration, folding);
 * :mod:`.discriminator` - a BigGAN-style projection discriminator;
 * :mod:`.init` - host-side (NumPy) parameter initialisation;
-* :mod:`.standing` - the 51 truncation-indexed standing-statistics rows;
+* :mod:`.standing` - standing statistics at the family's truncation rows;
 * :mod:`.trainer` - the hinge-loss GAN step, EMA, checkpoint/resume, :func:`train`;
 * :mod:`.checkpoint` - atomic training checkpoints;
 * :mod:`.evaluate` - classifier accuracy and per-class Frechet distance of samples.

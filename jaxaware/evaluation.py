@@ -76,6 +76,7 @@ import numpy as np
 
 from jaxaware.atomic import atomic_write
 from jaxaware.errors import JaxawareError
+from jaxaware.outputs import pyplot as _plt
 
 __all__ = [
     "METRICS",
@@ -765,13 +766,6 @@ def _within_block(points: list) -> dict:
 # -- figures ------------------------------------------------------------------------------
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _png(fig, dpi: int = 100) -> bytes:

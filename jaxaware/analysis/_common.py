@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 
 from jaxaware.checks import check_int, check_seed
-from jaxaware.atomic import atomic_write
 from jaxaware.errors import JaxawareError
+from jaxaware.outputs import class_name, softmax, to_jsonable, write_json  # noqa: F401
 from jaxaware.sites import resolve_site, site_table
 
 #: Awareness latents when an analysis computes awareness itself (the paper's N).
@@ -36,12 +35,6 @@ def one_class(model, cls, what: str = "class") -> int:
     return int(labels[0])
 
 
-def class_name(model, k: int) -> str:
-    names = model.class_names
-    if names is None:
-        return str(k)
-    n = names[k]
-    return n if isinstance(n, str) else n[0]
 
 
 def ccbn_sites(config, sites) -> list:
@@ -106,10 +99,6 @@ def classify_batched(clf, images, batch: int = 64) -> np.ndarray:
     return np.concatenate(out)
 
 
-def softmax(logits) -> np.ndarray:
-    x = np.asarray(logits, np.float64)
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def image_seed(seed) -> int:
@@ -226,27 +215,4 @@ def spearman(a, b) -> float:
     return pearson(ranks(a), ranks(b))
 
 
-def to_jsonable(value):
-    """NumPy scalars and arrays as plain JSON values; NaN as null."""
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return to_jsonable(value.tolist())
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        v = float(value)
-        return v if math.isfinite(v) else None
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
 
-
-def write_json(path: str, data: dict) -> str:
-    """Writes ``data`` as indented JSON, atomically."""
-    with atomic_write(path, "w") as f:
-        json.dump(to_jsonable(data), f, indent=1)
-        f.write("\n")
-    return path

@@ -5,29 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxaware.atomic import atomic_write
+from jaxaware.outputs import pyplot as _plt
+from jaxaware.outputs import save_figure as _save
 
 __all__ = ["ablation_figure", "response_figure", "overlap_figure", "transfer_figure",
            "shared_figure"]
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
-def _save(fig, path: str, dpi: int = 100) -> str:
-    plt = _plt()
-    try:
-        with atomic_write(path) as f:
-            fig.savefig(f, dpi=dpi, format="png")
-    finally:
-        plt.close(fig)
-    return path
 
 
 def _rgb(x) -> np.ndarray:

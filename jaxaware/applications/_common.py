@@ -3,15 +3,14 @@ toy world's references, image grids and the JSON files written next to figures."
 
 from __future__ import annotations
 
-import json
-import math
 import os
 
 import numpy as np
 
 from jaxaware.checks import check_int, check_seed
-from jaxaware.atomic import atomic_write
 from jaxaware.errors import JaxawareError
+from jaxaware.outputs import (  # noqa: F401  (re-exported for the applications)
+    class_name, pyplot, save_figure, softmax, to_jsonable, write_json)
 from jaxaware.sites import site_table
 
 #: Latents of the awareness an application computes when none is given (the paper's N).
@@ -39,12 +38,6 @@ def class_list(model, classes) -> list[int]:
     return list(dict.fromkeys(int(k) for k in labels))
 
 
-def class_name(model, k: int) -> str:
-    names = model.class_names
-    if names is None:
-        return str(int(k))
-    n = names[int(k)]
-    return n if isinstance(n, str) else n[0]
 
 
 def latents(model, num, truncation: float, seed) -> np.ndarray:
@@ -135,10 +128,6 @@ def world_references(model):
     return refs[0], refs[1], notes
 
 
-def softmax(logits) -> np.ndarray:
-    x = np.asarray(logits, np.float64)
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def to_uint8(images) -> np.ndarray:
@@ -158,49 +147,8 @@ def json_path(figure_path: str) -> str:
     return root + ".json"
 
 
-def to_jsonable(value):
-    """NumPy scalars and arrays as plain JSON values; NaN and infinities as null."""
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return to_jsonable(value.tolist())
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        v = float(value)
-        return v if math.isfinite(v) else None
-    return value
 
 
-def write_json(path: str, data: dict) -> str:
-    """``data`` as indented JSON, written atomically."""
-    with atomic_write(path, "w") as f:
-        json.dump(to_jsonable(data), f, indent=1)
-        f.write("\n")
-    return path
 
 
-def save_figure(fig, path: str, dpi: int = 100) -> str:
-    """A matplotlib figure as PNG, written atomically; the figure is closed."""
-    import matplotlib.pyplot as plt
 
-    try:
-        with atomic_write(path) as f:
-            fig.savefig(f, dpi=dpi, format="png")
-    finally:
-        plt.close(fig)
-    return path
-
-
-def pyplot():
-    """matplotlib's pyplot on the Agg backend (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt

@@ -1,0 +1,77 @@
+"""What the analyses, the applications and the evaluation write and show: JSON records
+(NumPy values made plain, NaN as null), PNG figures with matplotlib's Agg backend, both
+written atomically; and two small helpers every results table uses (class names, softmax)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+from jaxaware.atomic import atomic_write
+
+__all__ = ["to_jsonable", "write_json", "pyplot", "save_figure", "class_name", "softmax"]
+
+
+def to_jsonable(value):
+    """NumPy scalars and arrays as plain JSON values; NaN and infinities as null."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return v if math.isfinite(v) else None
+    return value
+
+
+def write_json(path: str, data: dict) -> str:
+    """``data`` as indented JSON, written atomically."""
+    with atomic_write(path, "w") as f:
+        json.dump(to_jsonable(data), f, indent=1)
+        f.write("\n")
+    return path
+
+
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str, dpi: int = 100) -> str:
+    """A matplotlib figure as PNG, written atomically; the figure is closed."""
+    plt = pyplot()
+    try:
+        with atomic_write(path) as f:
+            fig.savefig(f, dpi=dpi, format="png")
+    finally:
+        plt.close(fig)
+    return path
+
+
+def class_name(model, k: int) -> str:
+    """The display name of class ``k`` (its first alias), or the index as text."""
+    names = model.class_names
+    if names is None:
+        return str(int(k))
+    n = names[int(k)]
+    return n if isinstance(n, str) else n[0]
+
+
+def softmax(logits) -> np.ndarray:
+    """Softmax over the last axis, in float64."""
+    x = np.asarray(logits, np.float64)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)

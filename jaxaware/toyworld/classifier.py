@@ -30,7 +30,7 @@ from jaxaware.toyworld.reference import (
     ReferenceKind,
     check_images,
     data_path,
-    load_reference,
+    load_network,
     run_batched,
     save_reference,
     sidecar_path,
@@ -150,17 +150,4 @@ def load_classifier(path=None, batch_size: int = 512) -> ReferenceClassifier:
     """Load the reference classifier (default: the shipped weights) after verifying the
     sha256 recorded in its sidecar. Raises :class:`JaxawareError` with a one-line message
     for a missing, truncated or corrupt file, or weights that do not fit the config."""
-    if path is None:
-        return _load_default(batch_size)
-    return _load(Path(path), batch_size)
-
-
-@functools.lru_cache(maxsize=4)
-def _load_default(batch_size: int) -> ReferenceClassifier:
-    return _load(DEFAULT_WEIGHTS, batch_size)
-
-
-def _load(path: Path, batch_size: int) -> ReferenceClassifier:
-    params, meta = load_reference(KIND, path)
-    return ReferenceClassifier(params, meta["config"], batch_size=batch_size,
-                               info=meta.get("info", {}))
+    return load_network(ReferenceClassifier, KIND, path, DEFAULT_WEIGHTS, batch_size)

@@ -14,6 +14,7 @@ fixed-size padded batches (:func:`run_batched`), so any N compiles once per reso
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -230,3 +231,22 @@ def run_batched(fn: Callable, params, x: np.ndarray, batch_size: int,
             acc.append(np.asarray(out)[:m])
     return tuple(np.concatenate(acc) if acc else np.zeros((0,) + tuple(shape), dtype)
                  for acc, (shape, dtype) in zip(parts, out_shapes))
+
+
+def load_network(network_class, kind: ReferenceKind, path, default_path, batch_size: int):
+    """A reference network (``network_class(params, config, batch_size=, info=)``) from
+    ``path``, or from the shipped ``default_path`` when ``path`` is None (loaded once per
+    batch size and kept), after :func:`load_reference`'s checks."""
+    if path is None:
+        return _load_network_cached(network_class, kind, Path(default_path), int(batch_size))
+    return _load_network(network_class, kind, Path(path), batch_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_network_cached(network_class, kind, path: Path, batch_size: int):
+    return _load_network(network_class, kind, path, batch_size)
+
+
+def _load_network(network_class, kind, path: Path, batch_size: int):
+    params, meta = load_reference(kind, path)
+    return network_class(params, meta["config"], batch_size=batch_size, info=meta.get("info", {}))

@@ -92,23 +92,7 @@ class Awareness:
 
     @classmethod
     def load(cls, path: str) -> Awareness:
-        try:
-            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
-                missing = [k for k in FILE_KEYS if k not in f.files]
-                if missing:
-                    raise JaxawareError(
-                        f"{path} is not an awareness file: it lacks {', '.join(missing)}"
-                    )
-                d = {k: f[k] for k in FILE_KEYS}
-        except JaxawareError:
-            raise
-        except FileNotFoundError:
-            raise JaxawareError(f"awareness file {path} does not exist") from None
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-            raise JaxawareError(
-                f"cannot read {path} as an awareness .npz ({type(e).__name__}); "
-                "is the file complete?"
-            ) from None
+        d = read_npz_arrays(path, FILE_KEYS)
         _check_file(d, path)
         return cls(
             category=d["category"],
@@ -434,3 +418,24 @@ def _check_classes(classes, config) -> np.ndarray:
             f"0..{config.num_classes - 1}"
         )
     return arr
+
+
+def read_npz_arrays(path: str, keys) -> dict:
+    """The arrays ``keys`` of an awareness ``.npz`` (no pickles), or a one-line
+    :class:`JaxawareError` naming the path: missing file, missing keys, unreadable archive."""
+    try:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
+            missing = [k for k in keys if k not in f.files]
+            if missing:
+                raise JaxawareError(
+                    f"{path} is not an awareness file: it lacks {', '.join(missing)}")
+            return {k: f[k] for k in keys}
+    except JaxawareError:
+        raise
+    except FileNotFoundError:
+        raise JaxawareError(f"awareness file {path} does not exist") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise JaxawareError(
+            f"cannot read {path} as an awareness .npz ({type(e).__name__}); "
+            "is the file complete?"
+        ) from None

@@ -61,7 +61,7 @@ def test_bad_input(tmp_path):
         total_awareness(missing)
     other = tmp_path / "other.npz"
     np.savez(other, latent=np.ones((2, 2)))
-    with raises(f"{other} is not an awareness file: it has no 'category'"):
+    with raises(f"{other} is not an awareness file: it lacks category"):
         total_awareness(other)
     broken = tmp_path / "broken.npz"
     broken.write_bytes(b"not a zip")

@@ -4,7 +4,6 @@ class-wise synthesis quality (high) and diversity (low)."""
 from __future__ import annotations
 
 import os
-import zipfile
 
 import numpy as np
 
@@ -48,17 +47,6 @@ def total_awareness(awareness) -> np.ndarray:
 
 
 def _from_file(path: str) -> np.ndarray:
-    try:
-        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
-            if "category" not in f.files:
-                raise JaxawareError(f"{path} is not an awareness file: it has no 'category'")
-            return f["category"]
-    except JaxawareError:
-        raise
-    except FileNotFoundError:
-        raise JaxawareError(f"awareness file {path} does not exist") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise JaxawareError(
-            f"cannot read {path} as an awareness .npz ({type(e).__name__}); "
-            "is the file complete?"
-        ) from None
+    from jaxaware.awareness import read_npz_arrays
+
+    return read_npz_arrays(path, ("category",))["category"]

@@ -25,7 +25,8 @@ import sys
 
 import numpy as np
 
-from jaxaware.applications import write_json
+from jaxaware.applications import (add_experiment_arguments, class_names, experiment_out_dir,
+                                   write_json)
 from jaxaware.applications.edit_measures import edit_report
 from jaxaware.applications.editing import EditSweep, edit_figure
 from jaxaware.errors import JaxawareError
@@ -97,14 +98,11 @@ def figure_sweeps(sweeps, model, classes) -> list:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("weights", nargs="?", default=None, help="weights (default: toy world)")
-    ap.add_argument("--out-dir", default=None, help="default runs/applications/<model_id>")
+    add_experiment_arguments(ap)
     ap.add_argument("--classes", default="all")
     ap.add_argument("--num-channels", type=int, default=3)
     ap.add_argument("--per-class", type=int, default=8)
     ap.add_argument("--strengths", default="-8,-4,-2,2,4,8")
-    ap.add_argument("--truncation", type=float, default=1.0)
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="2 classes, 2 latents, 1 channel")
     args = ap.parse_args(argv)
     try:
@@ -114,15 +112,14 @@ def main(argv=None) -> int:
         modes = ("add", "multiply")
         if args.quick:
             classes, per_class, n, strengths, modes = "0,1", 2, 1, [-4.0, 4.0], ("add",)
-        out_dir = args.out_dir or os.path.join("runs", "applications", model.model_id or "model")
+        out_dir = experiment_out_dir(args, model)
         sweeps, payload = edit_report(model, classes, channels="both", num_channels=n,
                                       strengths=strengths, modes=modes, per_class=per_class,
                                       truncation=args.truncation, seed=args.seed,
                                       progress=not args.quick)
         payload["command"] = " ".join(["python", "experiments/edit_channels.py"]
                                       + list(argv if argv is not None else sys.argv[1:]))
-        names = [model.class_names[k] if model.class_names else str(k)
-                 for k in range(model.config.num_classes)]
+        names = class_names(model)
         wanted = [names.index(c) for c in FIGURE_CLASSES if c in names] or \
             sorted({int(sw.classes[0]) for sw in sweeps})[:4]
         shown = figure_sweeps(sweeps, model, set(wanted)) or sweeps[:1]

@@ -18,7 +18,8 @@ import argparse
 import os
 import sys
 
-from jaxaware.applications import latents, world_references, write_json
+from jaxaware.applications import (add_experiment_arguments, class_names, experiment_out_dir,
+                                   latents, world_references, write_json)
 from jaxaware.applications.hybrid_measures import DEFAULT_SHARES, all_pairs, hybrid_report
 from jaxaware.applications.hybridization import hybrid_figure, hybridize
 from jaxaware.errors import JaxawareError
@@ -49,24 +50,20 @@ def table(report: dict) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("weights", nargs="?", default=None, help="weights (default: toy world)")
-    ap.add_argument("--out-dir", default=None, help="default runs/applications/<model_id>")
+    add_experiment_arguments(ap)
     ap.add_argument("--per-pair", type=int, default=2, help="latents per class pair")
     ap.add_argument("--figure-site", default=None, help="default: the middle block's input "
                     "(the output of block n_blocks // 2 - 1)")
     ap.add_argument("--figure-pairs", default=None,
                     help="INPUT:REFERENCE,... (default: pairs across the world's families)")
-    ap.add_argument("--truncation", type=float, default=1.0)
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="2 pairs, 1 latent, 1 site")
     args = ap.parse_args(argv)
     try:
         model = load(args.weights)
         cfg = model.config
-        out_dir = args.out_dir or os.path.join("runs", "applications", model.model_id or "model")
+        out_dir = experiment_out_dir(args, model)
         site = args.figure_site or f"block{max(cfg.n_blocks // 2 - 1, 0)}.out"
-        names = [model.class_names[k] if model.class_names else str(k)
-                 for k in range(cfg.num_classes)]
+        names = class_names(model)
         if args.figure_pairs:
             pairs = [tuple(p.split(":")) for p in args.figure_pairs.split(",")]
         else:

@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from jaxaware.applications import latents, write_json
+from jaxaware.applications import add_experiment_arguments, experiment_out_dir, latents, write_json
 from jaxaware.applications.segmentation import (
     LAYER_SETS,
     WEIGHTINGS,
@@ -112,13 +112,10 @@ def bench(model, images: int = 16, k: int = 5, n_init: int = 3, seed: int = 0,
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("weights", nargs="?", default=None, help="weights (default: toy world)")
-    ap.add_argument("--out-dir", default=None, help="default runs/applications/<model_id>")
+    add_experiment_arguments(ap)
     ap.add_argument("--classes", default="all")
     ap.add_argument("--per-class", type=int, default=4)
     ap.add_argument("--k", default="3,5,8")
-    ap.add_argument("--truncation", type=float, default=1.0)
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--segmenter", default=None, help="a part segmenter .npz (default: the "
                     "shipped one)")
     ap.add_argument("--quick", action="store_true", help="2 classes, 1 image, k = 3, all")
@@ -136,7 +133,7 @@ def main(argv=None) -> int:
         layers, weightings = LAYER_SETS, WEIGHTINGS
         if args.quick:
             classes, per_class, ks, layers = "0,1", 1, [3], ("all",)
-        out_dir = args.out_dir or os.path.join("runs", "applications", model.model_id or "model")
+        out_dir = experiment_out_dir(args, model)
         seg, parts, payload = segment_report(
             model, classes, per_class=per_class, ks=ks, layers=layers, weightings=weightings,
             truncation=args.truncation, seed=args.seed, segmenter=segmenter)

@@ -17,7 +17,10 @@ and segmenter when the model is a world model) and :func:`write_json` (results a
 written atomically).
 """
 
+from jaxaware.applications._common import add_experiment_arguments as add_experiment_arguments
 from jaxaware.applications._common import awareness_for as awareness_for
+from jaxaware.applications._common import class_names as class_names
+from jaxaware.applications._common import experiment_out_dir as experiment_out_dir
 from jaxaware.applications._common import latents as latents
 from jaxaware.applications._common import world_references as world_references
 from jaxaware.applications._common import write_json as write_json

@@ -152,3 +152,22 @@ def json_path(figure_path: str) -> str:
 
 
 
+
+
+def add_experiment_arguments(parser) -> None:
+    """The arguments every application experiment takes: ``weights`` (a weights directory
+    or shipped name; default the shipped model), ``--out-dir``, ``--truncation``, ``--seed``."""
+    parser.add_argument("weights", nargs="?", default=None, help="weights (default: toy world)")
+    parser.add_argument("--out-dir", default=None, help="default runs/applications/<model_id>")
+    parser.add_argument("--truncation", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def experiment_out_dir(args, model) -> str:
+    """``--out-dir``, or ``runs/applications/<model_id>``."""
+    return args.out_dir or os.path.join("runs", "applications", model.model_id or "model")
+
+
+def class_names(model) -> list[str]:
+    """Every class's display name (:func:`jaxaware.outputs.class_name`), in index order."""
+    return [class_name(model, k) for k in range(model.config.num_classes)]

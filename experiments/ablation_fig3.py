@@ -19,7 +19,6 @@ import sys
 from jaxaware.analysis import ablation_groups
 from jaxaware.analysis.experiment import setup
 from jaxaware.analysis.figures import ablation_figure
-from jaxaware.awareness import compute_awareness
 
 CONFIG = {
     "classes": ["cat", "car", "appletree", "house"],  # one per world family (or --classes)
@@ -39,9 +38,8 @@ QUICK = {"classes": ["cat"], "num_latents": 2, "awareness_latents": 64, "rows_pe
 def main(argv=None) -> dict:
     run = setup("ablation", __doc__, CONFIG, QUICK, argv)
     cfg, model = run.config, run.model
-    classes = model.resolve_classes(cfg["classes"])
-    aw = compute_awareness(model, classes, cfg["awareness_latents"], cfg["truncation"],
-                           cfg["seed"])
+    classes = run.classes("classes")
+    aw = run.awareness(classes)
     results, table = [], {}
     for variant in ("sites", "sites_variant"):
         for k in classes:

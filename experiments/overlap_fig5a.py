@@ -20,7 +20,6 @@ import numpy as np
 from jaxaware.analysis import channel_overlap, pearson
 from jaxaware.analysis.experiment import setup
 from jaxaware.analysis.figures import overlap_figure
-from jaxaware.awareness import compute_awareness
 
 CONFIG = {
     "classes": None,  # None: every class
@@ -36,10 +35,8 @@ QUICK = {"awareness_latents": 64}
 def main(argv=None) -> dict:
     run = setup("overlap", __doc__, CONFIG, QUICK, argv)
     cfg, model = run.config, run.model
-    classes = list(range(model.config.num_classes)) if cfg["classes"] is None \
-        else model.resolve_classes(cfg["classes"])
-    aw = compute_awareness(model, classes, cfg["awareness_latents"], cfg["truncation"],
-                           cfg["seed"])
+    classes = run.classes("classes")
+    aw = run.awareness(classes)
     fams = run.families(classes)
     out, first = {}, None
     for label, sites in cfg["variants"].items():

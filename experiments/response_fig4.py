@@ -23,7 +23,6 @@ import numpy as np
 from jaxaware.analysis import response_correlation, scan_sites, spearman
 from jaxaware.analysis.experiment import setup
 from jaxaware.analysis.figures import response_figure
-from jaxaware.awareness import compute_awareness
 
 CONFIG = {
     "classes": None,  # None: every class
@@ -45,10 +44,8 @@ QUICK = {"classes": [0, 1], "num_latents": 2, "awareness_latents": 64,
 def main(argv=None) -> dict:
     run = setup("response", __doc__, CONFIG, QUICK, argv)
     cfg, model = run.config, run.model
-    classes = list(range(model.config.num_classes)) if cfg["classes"] is None \
-        else model.resolve_classes(cfg["classes"])
-    aw = compute_awareness(model, classes, cfg["awareness_latents"], cfg["truncation"],
-                           cfg["seed"])
+    classes = run.classes("classes")
+    aw = run.awareness(classes)
     common = dict(num_latents=cfg["num_latents"], awareness=aw, truncation=cfg["truncation"],
                   seed=cfg["seed"], polyorder=cfg["polyorder"], score=cfg["score"],
                   progress=not run.quick)

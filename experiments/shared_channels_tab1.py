@@ -18,7 +18,6 @@ from jaxaware.analysis import shared_channels
 from jaxaware.analysis.experiment import setup
 from jaxaware.analysis.figures import shared_figure
 from jaxaware.analysis.shared import PAPER_TABLE
-from jaxaware.awareness import compute_awareness
 
 CONFIG = {
     "classes": None,  # None: every class
@@ -33,10 +32,8 @@ QUICK = {"awareness_latents": 64}
 def main(argv=None) -> dict:
     run = setup("shared", __doc__, CONFIG, QUICK, argv)
     cfg, model = run.config, run.model
-    classes = list(range(model.config.num_classes)) if cfg["classes"] is None \
-        else model.resolve_classes(cfg["classes"])
-    aw = compute_awareness(model, classes, cfg["awareness_latents"], cfg["truncation"],
-                           cfg["seed"])
+    classes = run.classes("classes")
+    aw = run.awareness(classes)
     r = shared_channels(aw, cfg["k"], model=model)
     print(r.table())
     if r.skipped:

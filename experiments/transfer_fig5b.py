@@ -20,7 +20,6 @@ import sys
 from jaxaware.analysis import channel_transfer
 from jaxaware.analysis.experiment import setup
 from jaxaware.analysis.figures import transfer_figure
-from jaxaware.awareness import compute_awareness
 
 CONFIG = {
     "sources": ["cat", "car", "appletree", "house"],  # one per world family
@@ -39,9 +38,8 @@ QUICK = {"sources": ["cat"], "targets": None, "ops": {"add": 3.0},
 def main(argv=None) -> dict:
     run = setup("transfer", __doc__, CONFIG, QUICK, argv)
     cfg, model = run.config, run.model
-    sources = model.resolve_classes(cfg["sources"])
-    aw = compute_awareness(model, sources, cfg["awareness_latents"], cfg["truncation"],
-                           cfg["seed"])
+    sources = run.classes("sources")
+    aw = run.awareness(sources)
     fams = run.families()
     out, first = {}, None
     for src in sources:

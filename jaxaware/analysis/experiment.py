@@ -44,6 +44,22 @@ class Run:
     def class_names(self) -> list[str]:
         return [class_name(self.model, k) for k in range(self.model.config.num_classes)]
 
+    def classes(self, key: str = "classes") -> list[int]:
+        """``config[key]`` as class indices; None means every class."""
+        spec = self.config[key]
+        if spec is None:
+            return list(range(self.model.config.num_classes))
+        return self.model.resolve_classes(spec)
+
+    def awareness(self, classes):
+        """Awareness of ``classes`` with the config's ``awareness_latents``, ``truncation``
+        and ``seed``."""
+        from jaxaware.awareness import compute_awareness
+
+        cfg = self.config
+        return compute_awareness(self.model, classes, cfg["awareness_latents"],
+                                 cfg["truncation"], cfg["seed"])
+
     def families(self, classes=None):
         """World families of ``classes`` (default: all) for a world model, else None."""
         from jaxaware.analysis.classifier import is_world_model

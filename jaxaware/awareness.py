@@ -439,3 +439,23 @@ def read_npz_arrays(path: str, keys) -> dict:
             f"cannot read {path} as an awareness .npz ({type(e).__name__}); "
             "is the file complete?"
         ) from None
+
+
+def select_site_names(names, sites) -> list[str]:
+    """Site names chosen from ``names`` (an awareness file's, in forward order) by name or
+    label (``L3``), given as a list or comma-separated; None chooses all. Returned in
+    forward order without repeats; an unknown site is a one-line error."""
+    names = list(names)
+    if sites is None:
+        return names
+    if isinstance(sites, str):
+        sites = [s.strip() for s in sites.split(",") if s.strip()]
+    labels = {f"L{i}": n for i, n in enumerate(names)}
+    chosen = []
+    for s in sites:
+        name = labels.get(s, s)
+        if name not in names:
+            raise JaxawareError(f"unknown site {s!r}; CCBN sites are {names[0]}..{names[-1]} "
+                                f"(L0..L{len(names) - 1})")
+        chosen.append(name)
+    return sorted(dict.fromkeys(chosen), key=names.index)

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from jaxaware.checks import check_int, check_seed
+from jaxaware.awareness import select_site_names
 from jaxaware.errors import JaxawareError
 from jaxaware.outputs import class_name, softmax, to_jsonable, write_json  # noqa: F401
 from jaxaware.sites import resolve_site, site_table
@@ -136,17 +137,7 @@ def aw_sites(names, sites, model=None) -> list[str]:
         return names
     if model is not None:
         return [s.name for s in ccbn_sites(model.config, sites)]
-    if isinstance(sites, str):
-        sites = [s.strip() for s in sites.split(",") if s.strip()]
-    labels = {f"L{i}": n for i, n in enumerate(names)}
-    out = []
-    for s in sites:
-        name = labels.get(s, s)
-        if name not in names:
-            raise JaxawareError(f"unknown site {s!r}; CCBN sites are {names[0]}..{names[-1]} "
-                                f"(L0..L{len(names) - 1})")
-        out.append(name)
-    return sorted(dict.fromkeys(out), key=names.index)
+    return select_site_names(names, sites)
 
 
 def aw_rows(awareness, classes, model=None) -> np.ndarray:

@@ -53,6 +53,7 @@ from jaxaware.applications._common import (
     to_uint8,
     zoom_for,
 )
+from jaxaware.awareness import select_site_names
 from jaxaware.errors import JaxawareError
 from jaxaware.generate import forward
 from jaxaware.sites import resolve_site, site_table
@@ -87,21 +88,9 @@ class Channel:
 def _site_columns(aw, sites):
     """``[(name, start, stop)]`` of the awareness's sites (all, or the named ones)."""
     names = list(aw.site_names)
-    if sites is None:
-        chosen = names
-    else:
-        if isinstance(sites, str):
-            sites = [s.strip() for s in sites.split(",") if s.strip()]
-        labels = {f"L{i}": n for i, n in enumerate(names)}
-        chosen = []
-        for s in sites:
-            name = labels.get(s, s)
-            if name not in names:
-                raise JaxawareError(f"unknown site {s!r}; CCBN sites are {names[0]}.."
-                                    f"{names[-1]} (L0..L{len(names) - 1})")
-            chosen.append(name)
-        if not chosen:
-            raise JaxawareError("sites is empty; give at least one CCBN site")
+    chosen = select_site_names(names, sites)
+    if not chosen:
+        raise JaxawareError("sites is empty; give at least one CCBN site")
     return [(n, *map(int, aw.site_offsets[names.index(n)])) for n in dict.fromkeys(chosen)]
 
 

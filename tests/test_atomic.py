@@ -659,3 +659,19 @@ def test_fallback_failure_puts_the_old_directory_back(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert len(calls) == 3
     assert read_dir(dest) == OLD_DIR and temp_entries(tmp_path) == []
+
+
+def test_failed_exchange_keeps_the_old_directory(tmp_path, monkeypatch):
+    # The exchange itself failing (not "unsupported", which takes the fallback) must leave
+    # the old directory in place and no temporary entry behind.
+    dest = tmp_path / "model"
+    write_dir(dest, OLD_DIR)
+
+    def exchange(a, b):
+        raise PermissionError(13, "Permission denied (simulated)")
+
+    monkeypatch.setattr(atomic, "_exchange", exchange)
+    with pytest.raises(PermissionError, match="simulated"):
+        replace_dir(dest, NEW_DIR)
+    monkeypatch.undo()
+    assert read_dir(dest) == OLD_DIR and temp_entries(tmp_path) == []

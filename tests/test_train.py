@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import jax
 import jax.numpy as jnp
@@ -28,7 +29,8 @@ from jaxaware.train.spectral import (
     power_iteration,
     spectral_normalize,
 )
-from jaxaware.train.trainer import init_state
+from jaxaware.errors import JaxawareError
+from jaxaware.train.trainer import init_state, mode_seeking_ratio
 from jaxaware.truncation import truncated_noise
 from jaxaware.weights_io import load_weights
 
@@ -56,6 +58,7 @@ def test_smoke_run_has_finite_losses(run):
     out, model = run
     log = _log(out)
     assert [r["step"] for r in log] == [1, 2, 3, 4, 5]
+    assert set(log[0]) == {"step", "d_loss", "g_loss", "d_real", "d_fake"}  # no ms_ratio
     for r in log:
         assert all(np.isfinite(v) for v in r.values()), r
     assert ckpt.exists(out / "checkpoint")
@@ -85,6 +88,56 @@ def test_checkpoint_of_another_config_is_refused(run):
     other = dataclasses.replace(TC, lr_g=3e-4)
     with pytest.raises(ValueError, match="another training config"):
         ckpt.load(out / "checkpoint", init_state(TC), other)
+
+
+def test_checkpoint_from_before_a_new_field_resumes(run, tmp_path):
+    # A checkpoint written before a config field existed (here: mode_seeking) is the same
+    # config when the field has its default.
+    out, _ = run
+    import shutil
+
+    shutil.copytree(out / "checkpoint", tmp_path / "checkpoint")
+    meta_path = tmp_path / "checkpoint" / "config.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["extra"]["train_config"]["mode_seeking"]
+    meta_path.write_text(json.dumps(meta))
+    state = ckpt.load(tmp_path / "checkpoint", init_state(TC), TC)
+    assert int(state["step"]) == TC.steps
+
+
+def test_mode_seeking_ratio_closed_form():
+    images = jnp.stack([jnp.zeros((2, 2, 3)), jnp.full((2, 2, 3), 0.5),
+                        jnp.ones((2, 2, 3)), jnp.full((2, 2, 3), -0.5)])
+    z = jnp.array([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0], [1.0, 3.0]])
+    # pairs (0, 2) and (1, 3): image differences 1 and 1, latent differences (2+0, 0+2)/2
+    assert float(mode_seeking_ratio(images, z)) == pytest.approx(1.0 / 1.0)
+    z = z.at[2].set(jnp.array([4.0, 4.0]))  # |z0 - z2| = 4, 4: mean latent gap (8+2)/4
+    assert float(mode_seeking_ratio(images, z)) == pytest.approx(1.0 / 2.5)
+
+
+def test_mode_seeking_adds_its_term_to_the_generator_loss(tmp_path):
+    # Two weights, same seed: the first step's hinge part and ratio are the same, so the
+    # losses differ by exactly the difference of the terms.
+    logs = {}
+    for w in (0.5, 2.0):
+        tc = dataclasses.replace(TC, steps=1, mode_seeking=w)
+        train(tc, tmp_path / str(w), progress=False)
+        logs[w] = _log(tmp_path / str(w))[0]
+    ratio = logs[0.5]["ms_ratio"]
+    assert ratio > 0 and logs[2.0]["ms_ratio"] == pytest.approx(ratio, rel=1e-6)
+    assert logs[2.0]["g_loss"] - logs[0.5]["g_loss"] == pytest.approx(
+        1.5 / (ratio + 1e-5), rel=1e-4)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("mode_seeking", -1.0, "mode_seeking must be >= 0; got -1.0"),
+    ("batch_size", 7, "mode_seeking pairs the samples of a G batch; batch_size must be even, "
+                      "got 7"),
+])
+def test_mode_seeking_bad_config(field, value, message):
+    kwargs = {"mode_seeking": 1.0, field: value}
+    with pytest.raises(JaxawareError, match="^" + re.escape(message) + "$"):
+        dataclasses.replace(TC, **kwargs)
 
 
 def test_standing_stats_fill_all_rows(run):

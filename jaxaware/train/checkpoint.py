@@ -55,7 +55,12 @@ def load(path: str | os.PathLike, template, tc):
     if meta.get("model_id") != MODEL_ID:
         raise JaxawareError(f"{path} is not a training checkpoint")
     extra = meta["extra"]
-    if _comparable(extra.get("train_config", {})) != _comparable(tc.to_dict()):
+    stored = extra.get("train_config", {})
+    try:  # through the config class, so fields added since take their defaults
+        stored = type(tc).from_dict(stored).to_dict()
+    except (KeyError, TypeError, ValueError, JaxawareError):
+        pass
+    if _comparable(stored) != _comparable(tc.to_dict()):
         raise JaxawareError(f"{path} was written by a run with another training config; "
                             "use a new output directory or the same config")
     if extra.get("structure") != _structure(template):

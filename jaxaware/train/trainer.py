@@ -80,11 +80,17 @@ class TrainConfig:
     augment: str = ""  # DiffAugment policies for D's inputs, e.g. "translation,cutout"
     d_coords: bool = False  # D sees pixel coordinates (CoordConv), so it can judge position
     d_minibatch_std: bool = False  # D sees the batch's feature spread (ProGAN)
+    mode_seeking: float = 0.0  # weight of MSGAN's mode-seeking term in G's loss (0: off)
 
     def __post_init__(self):
         if self.model.num_classes != WORLD.num_classes:
             raise JaxawareError(f"the toy world has {WORLD.num_classes} classes; the model "
                                 f"config has {self.model.num_classes}")
+        if self.mode_seeking < 0:
+            raise JaxawareError(f"mode_seeking must be >= 0; got {self.mode_seeking}")
+        if self.mode_seeking and self.batch_size % 2:
+            raise JaxawareError(f"mode_seeking pairs the samples of a G batch; batch_size "
+                                f"must be even, got {self.batch_size}")
         if self.model.resolution not in (32, 64):
             raise JaxawareError(f"the toy world renders 32 or 64 px; the model config gives "
                                 f"{self.model.resolution}")
@@ -124,6 +130,15 @@ def hinge_d_loss(real_logits, fake_logits):
 
 def hinge_g_loss(fake_logits):
     return -jnp.mean(fake_logits)
+
+
+def mode_seeking_ratio(images, z):
+    """MSGAN's ratio for a batch whose halves are pairs of one class: the mean absolute
+    image difference of the pairs over the mean absolute latent difference. G's loss adds
+    ``weight / (ratio + 1e-5)``, so two latents of a class must not give one image."""
+    a, b = jnp.split(images, 2)
+    za, zb = jnp.split(z, 2)
+    return jnp.mean(jnp.abs(a - b)) / jnp.mean(jnp.abs(za - zb))
 
 
 def _optimizers(tc: TrainConfig):
@@ -174,12 +189,17 @@ def compiled_step(tc: TrainConfig):
         """What D sees: the images, DiffAugment-ed with ``key`` when a policy is set."""
         return augment(key, images, policy) if policy else images
 
-    def generate(g_params, key):
+    def generate(g_params, key, paired=False):
+        """A batch of fakes; ``paired``: the second half repeats the first's classes."""
         kz, ky = jax.random.split(key)
         z = base_latents(cfg, kz, (tc.batch_size, cfg.z_dim))
-        y = jax.random.randint(ky, (tc.batch_size,), 0, k)
+        if paired:
+            y = jax.random.randint(ky, (tc.batch_size // 2,), 0, k)
+            y = jnp.concatenate([y, y])
+        else:
+            y = jax.random.randint(ky, (tc.batch_size,), 0, k)
         images, _ = G.apply({"params": g_params}, z, jax.nn.one_hot(y, k), blend)
-        return images, y
+        return images, y, z
 
     def d_loss_fn(d_params, d_sn, real, real_y, fake, fake_y, aug_key):
         d_norm, d_sn = spectral_normalize(d_params, d_sn)
@@ -196,10 +216,15 @@ def compiled_step(tc: TrainConfig):
 
     def g_loss_fn(g_params, g_sn, d_params, d_sn, key):
         g_norm, g_sn = spectral_normalize(g_params, g_sn)
-        fake, y = generate(g_norm, key)
+        fake, y, z = generate(g_norm, key, paired=bool(tc.mode_seeking))
         d_norm, _ = spectral_normalize(d_params, d_sn)
-        fake = seen(fake, jax.random.fold_in(key, AUGMENT_STREAM))
-        return hinge_g_loss(D.apply({"params": d_norm}, fake, y)), g_sn
+        loss = hinge_g_loss(D.apply({"params": d_norm},
+                                    seen(fake, jax.random.fold_in(key, AUGMENT_STREAM)), y))
+        extra = {}
+        if tc.mode_seeking:
+            extra["ms_ratio"] = mode_seeking_ratio(fake, z)
+            loss = loss + tc.mode_seeking / (extra["ms_ratio"] + 1e-5)
+        return loss, (g_sn, extra)
 
     def step(state, real, real_y, key):
         keys = jax.random.split(key, tc.d_steps + 1)
@@ -207,13 +232,13 @@ def compiled_step(tc: TrainConfig):
         g_norm = jax.lax.stop_gradient(g_norm)
         d, d_sn, d_opt = state["d"], state["d_sn"], state["d_opt"]
         for i in range(tc.d_steps):
-            fake, fake_y = generate(g_norm, keys[i])
+            fake, fake_y, _ = generate(g_norm, keys[i])
             (d_loss, (d_sn, real_mean, fake_mean)), grads = jax.value_and_grad(
                 d_loss_fn, has_aux=True)(d, d_sn, real[i], real_y[i], fake, fake_y,
                                          jax.random.fold_in(keys[i], AUGMENT_STREAM))
             updates, d_opt = opt_d.update(grads, d_opt, d)
             d = optax.apply_updates(d, updates)
-        (g_loss, g_sn), grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
+        (g_loss, (g_sn, g_extra)), grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
             state["g"], state["g_sn"], d, d_sn, keys[-1])
         updates, g_opt = opt_g.update(grads, state["g_opt"], state["g"])
         g = optax.apply_updates(state["g"], updates)
@@ -223,7 +248,7 @@ def compiled_step(tc: TrainConfig):
         new = {"step": state["step"] + 1, "g": g, "d": d, "g_sn": g_sn, "d_sn": d_sn,
                "g_opt": g_opt, "d_opt": d_opt, "ema": ema}
         metrics = {"d_loss": d_loss, "g_loss": g_loss, "d_real": real_mean,
-                   "d_fake": fake_mean}
+                   "d_fake": fake_mean, **g_extra}
         return new, metrics
 
     options = FAST_COMPILE if tc.fast_compile else None

@@ -58,12 +58,11 @@ def test_generation_is_deterministic_for_a_seed(model):
     assert np.abs(a - c).max() > 0.1
 
 
-#: Accuracy each shipped model must keep on a fresh sample. toyworld-biggan meets the
-#: world-models issue's bar (95% per class, 98% overall); toyworld-biggan-deep, trained for
-#: only 3,000 steps so far, does not (81% overall in the README's evaluation), and is held
-#: to what it reaches until it is trained further: a guard against regressions, not a
-#: claim that it meets the bar.
-MIN_ACCURACY = {"toyworld-biggan": 0.95, "toyworld-biggan-deep": 0.75}
+#: Accuracy each shipped model must keep on a fresh sample of 256 images (16 per class):
+#: 95% overall for both. Both reach >= 98% overall in the README's evaluation;
+#: toyworld-biggan-deep misses the per-class bar there for castle (89.5%), which 16 samples
+#: per class cannot test, so this is a guard against regressions, not the issue's bar.
+MIN_ACCURACY = {"toyworld-biggan": 0.95, "toyworld-biggan-deep": 0.95}
 
 
 def test_classifier_recognises_fresh_samples(model):

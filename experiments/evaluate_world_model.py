@@ -42,12 +42,19 @@ def main(argv=None) -> int:
                     "ablation ordering at every site")
     ap.add_argument("--checkpoint", action="store_true",
                     help="WEIGHTS is a training run directory: evaluate its latest checkpoint")
+    ap.add_argument("--raw", action="store_true",
+                    help="with --checkpoint: the trained generator itself, not its EMA")
     args = ap.parse_args(argv)
+    if args.raw and not args.checkpoint:
+        print("error: --raw takes a training run directory: give --checkpoint too "
+              "(a shipped model holds only the EMA generator)", file=sys.stderr)
+        return 2
     try:
         if args.checkpoint:
             from jaxaware.train.trainer import model_from_checkpoint
 
-            model = model_from_checkpoint(args.weights, standing_batches=2)
+            model = model_from_checkpoint(args.weights, standing_batches=2,
+                                          use_ema=not args.raw)
         else:
             model = load(args.weights)
         result = evaluate_world_model(model, args.per_class, args.truncation, args.seed,

@@ -30,7 +30,7 @@ from jaxaware.train.spectral import (
     spectral_normalize,
 )
 from jaxaware.errors import JaxawareError
-from jaxaware.train.trainer import init_state, mode_seeking_ratio
+from jaxaware.train.trainer import init_state, mode_seeking_ratio, model_from_checkpoint
 from jaxaware.truncation import truncated_noise
 from jaxaware.weights_io import load_weights
 
@@ -138,6 +138,22 @@ def test_mode_seeking_bad_config(field, value, message):
     kwargs = {"mode_seeking": 1.0, field: value}
     with pytest.raises(JaxawareError, match="^" + re.escape(message) + "$"):
         dataclasses.replace(TC, **kwargs)
+
+
+def test_model_from_checkpoint_gives_the_ema_or_the_trained_generator(run):
+    out, _ = run
+    state = ckpt.load(out / "checkpoint", init_state(TC), TC)
+    ema = model_from_checkpoint(out, standing_batches=1)
+    raw = model_from_checkpoint(out, standing_batches=1, use_ema=False)
+    for model, which in ((ema, "ema"), (raw, "g")):
+        want = fold_spectral_norm(jax.device_get(state[which]), generator_filter)
+        for x, y in zip(jax.tree_util.tree_leaves(want),
+                        jax.tree_util.tree_leaves(model.variables["params"])):
+            np.testing.assert_allclose(np.asarray(y), np.asarray(x), rtol=1e-5, atol=1e-6)
+    gap = max(float(np.abs(np.asarray(a) - np.asarray(b)).max()) for a, b in zip(
+        jax.tree_util.tree_leaves(ema.variables["params"]),
+        jax.tree_util.tree_leaves(raw.variables["params"])))
+    assert gap > 1e-4  # after 5 steps the EMA has not caught up
 
 
 def test_standing_stats_fill_all_rows(run):

@@ -1,6 +1,6 @@
-"""experiments/train_world_models.py's command line: the config overrides (``--set``) that
-make a variant of a shipped training config, and their errors. Training itself is tested
-in tests/test_train.py."""
+"""The world-model scripts' command lines: train_world_models.py's config overrides
+(``--set``) that make a variant of a shipped training config, and their errors;
+evaluate_world_model.py's ``--raw``. Training itself is tested in tests/test_train.py."""
 
 from __future__ import annotations
 
@@ -12,10 +12,16 @@ import pytest
 from jaxaware.errors import JaxawareError
 
 ROOT = Path(__file__).resolve().parent.parent
-spec = importlib.util.spec_from_file_location(
-    "train_world_models", ROOT / "experiments" / "train_world_models.py")
-script = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(script)
+
+
+def _script(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+script = _script("train_world_models")
 
 
 def test_set_overrides_fields_with_their_types():
@@ -48,3 +54,11 @@ def test_bad_set_exits_2_before_training(tmp_path, capsys):
     assert script.main(["toyworld-biggan", "--set", "d_ch=abc", "--out", str(out)]) == 2
     assert capsys.readouterr().err == "error: --set d_ch takes an integer; got 'abc'\n"
     assert not out.exists()
+
+
+def test_raw_generator_needs_a_checkpoint(capsys):
+    evaluate = _script("evaluate_world_model")
+    assert evaluate.main(["toyworld-biggan", "--raw"]) == 2
+    assert capsys.readouterr().err == ("error: --raw takes a training run directory: give "
+                                       "--checkpoint too (a shipped model holds only the EMA "
+                                       "generator)\n")

@@ -286,10 +286,11 @@ def finalize(tc: TrainConfig, state: dict, model_id: str = "toyworld-biggan-deep
 
 
 def model_from_checkpoint(run_dir: str | os.PathLike, standing_batches: int | None = None,
-                          model_id: str | None = None) -> Model:
+                          model_id: str | None = None, use_ema: bool | None = None) -> Model:
     """The model of a run's latest checkpoint (e.g. to look at a run in progress): the
-    run's config from ``train_config.json``, its EMA generator, fresh standing statistics
-    (``standing_batches`` overrides the config's count, for a quicker look)."""
+    run's config from ``train_config.json``, its EMA generator (``use_ema=False``: the
+    trained generator itself), fresh standing statistics (``standing_batches`` overrides
+    the config's count, for a quicker look)."""
     run_dir = Path(run_dir)
     try:
         tc = TrainConfig.from_dict(json.loads((run_dir / "train_config.json").read_text()))
@@ -301,6 +302,8 @@ def model_from_checkpoint(run_dir: str | os.PathLike, standing_batches: int | No
     state = ckpt.load(run_dir / "checkpoint", init_state(tc), tc)
     if standing_batches is not None:
         tc = dataclasses.replace(tc, standing_batches=int(standing_batches))
+    if use_ema is not None:
+        tc = dataclasses.replace(tc, use_ema=bool(use_ema))
     step = int(state["step"])
     return finalize(tc, state, model_id or f"{run_dir.name}-step{step}")
 

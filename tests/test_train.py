@@ -30,7 +30,14 @@ from jaxaware.train.spectral import (
     spectral_normalize,
 )
 from jaxaware.errors import JaxawareError
-from jaxaware.train.trainer import init_state, mode_seeking_ratio, model_from_checkpoint
+from jaxaware.toyworld import render
+from jaxaware.train.discriminator import MINIBATCH_GROUP, class_group_layout, minibatch_std
+from jaxaware.train.trainer import (
+    init_state,
+    mode_seeking_ratio,
+    model_from_checkpoint,
+    real_batch,
+)
 from jaxaware.truncation import truncated_noise
 from jaxaware.weights_io import load_weights
 
@@ -136,6 +143,65 @@ def test_mode_seeking_adds_its_term_to_the_generator_loss(tmp_path):
 ])
 def test_mode_seeking_bad_config(field, value, message):
     kwargs = {"mode_seeking": 1.0, field: value}
+    with pytest.raises(JaxawareError, match="^" + re.escape(message) + "$"):
+        dataclasses.replace(TC, **kwargs)
+
+
+def test_minibatch_std_matches_numpy_groups():
+    h = np.random.default_rng(0).normal(size=(8, 3, 3, 5)).astype(np.float32)
+    out = np.asarray(minibatch_std(jnp.asarray(h)))
+    assert out.shape == (8, 3, 3, 6)
+    np.testing.assert_array_equal(out[..., :5], h)
+    for j in range(2):  # group j: samples j, j + 2, j + 4, j + 6
+        members = h[j::2]
+        want = np.sqrt(members.var(axis=0) + 1e-8).mean()
+        for i in range(j, 8, 2):
+            np.testing.assert_allclose(out[i, ..., 5], want, rtol=1e-5)
+
+
+def test_class_group_layout_puts_one_class_in_each_minibatch_std_group():
+    groups = np.array([[3, 7], [1, 0]])
+    layout = class_group_layout(groups)
+    np.testing.assert_array_equal(layout, [[3, 7] * 4, [1, 0] * 4])
+    np.testing.assert_array_equal(class_group_layout(jnp.asarray(groups)), layout)
+    # features that depend on the class only: no spread inside any group
+    h = jnp.asarray(layout[0], jnp.float32)[:, None, None, None] * jnp.ones((8, 2, 2, 3))
+    assert float(minibatch_std(h)[0, 0, 0, -1]) == pytest.approx(1e-4)
+    mixed = jnp.asarray(np.array([3, 7, 7, 3, 3, 7, 7, 3]), jnp.float32)  # groups mix
+    h = mixed[:, None, None, None] * jnp.ones((8, 2, 2, 3))
+    assert float(minibatch_std(h)[0, 0, 0, -1]) == pytest.approx(2.0, rel=1e-6)
+
+
+def test_class_grouped_real_batches():
+    tc = dataclasses.replace(TC, d_minibatch_std=True, d_class_groups=True, d_steps=2)
+    images, labels = real_batch(tc, 3)
+    assert images.shape == (2, 8, 32, 32, 3) and labels.shape == (2, 8)
+    g = 8 // MINIBATCH_GROUP
+    for row in labels:  # each minibatch-std group (j, j + g, ...) holds one class
+        for j in range(g):
+            assert len(set(row[j::g].tolist())) == 1
+    # the world's images 3 * 16 ... of the data seed, rendered in those classes
+    want, _ = render(labels.reshape(-1), seed=tc.data_seed, start=3 * 16)
+    np.testing.assert_array_equal(images.reshape(want.shape), want)
+    # over steps the groups' classes are balanced: 16 groups cover every class once
+    seen = np.concatenate([real_batch(tc, s)[1][:, :g].reshape(-1) for s in range(4)])
+    assert sorted(seen.tolist()) == list(range(16))
+
+
+def test_class_grouped_training_runs(tmp_path):
+    tc = dataclasses.replace(TC, steps=2, d_minibatch_std=True, d_class_groups=True)
+    train(tc, tmp_path, progress=False)
+    assert all(np.isfinite(v) for row in _log(tmp_path) for v in row.values())
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"d_minibatch_std": False}, "d_class_groups arranges the batches for the minibatch "
+                                 "standard deviation; set d_minibatch_std too"),
+    ({"batch_size": 6}, "d_class_groups draws groups of 4 samples of one class; batch_size "
+                        "must be a multiple of 4, got 6"),
+])
+def test_class_groups_bad_config(changes, message):
+    kwargs = {"d_minibatch_std": True, "d_class_groups": True, **changes}
     with pytest.raises(JaxawareError, match="^" + re.escape(message) + "$"):
         dataclasses.replace(TC, **kwargs)
 

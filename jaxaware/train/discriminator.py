@@ -20,6 +20,10 @@ background) that a generator must spread as widely as the data does:
 * ``minibatch_std``: before the last block, one channel holding the mean over features and
   positions of the standard deviation over groups of ``4`` samples (ProGAN's minibatch
   standard deviation, Karras et al. 2018), so D sees how alike a batch's samples are.
+  Group ``j`` holds samples ``j, j + B/4, j + 2B/4, j + 3B/4``; a trainer that draws the
+  four samples of each group from one class (:func:`class_group_layout`) makes the
+  statistic measure the spread *within* a class, which the spread between classes would
+  otherwise drown.
 """
 
 from __future__ import annotations
@@ -29,8 +33,12 @@ import dataclasses
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 _init = nn.initializers.orthogonal()
+
+#: Samples per minibatch-standard-deviation group.
+MINIBATCH_GROUP = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +101,16 @@ class DBlock(nn.Module):
         return h + skip
 
 
-def minibatch_std(h, group: int = 4):
+def class_group_layout(group_classes, group: int = MINIBATCH_GROUP):
+    """Per-sample classes ``[..., group * G]`` for classes ``[..., G]``, one per group, laid
+    out so that :func:`minibatch_std`'s group ``j`` (samples ``j + i * G``) is all class ``j``.
+    Works on NumPy and JAX arrays alike."""
+    xp = jnp if isinstance(group_classes, jax.Array) else np
+    reps = (1,) * (group_classes.ndim - 1) + (group,)
+    return xp.tile(group_classes, reps)
+
+
+def minibatch_std(h, group: int = MINIBATCH_GROUP):
     """Appends one channel: the mean over features and positions of the standard deviation
     over each group of ``group`` samples (the batch must divide into groups)."""
     b, hh, ww, c = h.shape

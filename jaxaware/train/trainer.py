@@ -8,7 +8,8 @@ exponential moving average of the generator's plain parameters.
 
 Randomness is a pure function of ``(seed, step)``: latents and fake classes come from
 ``fold_in(PRNGKey(seed), step)``; real images are toy-world images
-``step * d_steps * batch ...`` of ``data_seed`` (an endless, never-repeating stream). So a
+``step * d_steps * batch ...`` of ``data_seed`` (an endless, never-repeating stream; with
+``d_class_groups`` rendered in classes drawn four at a time, see :func:`real_batch`). So a
 run resumed from a checkpoint computes exactly what the uninterrupted run computes.
 
 :func:`train` checkpoints every ``checkpoint_every`` steps (atomically, to
@@ -35,10 +36,16 @@ from jaxaware.errors import JaxawareError
 from jaxaware.generate import statistic_weights
 from jaxaware.model import Model
 from jaxaware.models import config_from_dict, family_of
-from jaxaware.toyworld import WORLD, sample_dataset
+from jaxaware.toyworld import WORLD, balanced_classes, render, sample_dataset
 from jaxaware.train import checkpoint as ckpt
 from jaxaware.train.augment import augment, parse_policy
-from jaxaware.train.discriminator import DConfig, Discriminator, default_dconfig
+from jaxaware.train.discriminator import (
+    MINIBATCH_GROUP,
+    DConfig,
+    Discriminator,
+    class_group_layout,
+    default_dconfig,
+)
 from jaxaware.train.init import init_discriminator, init_generator
 from jaxaware.train.spectral import (
     discriminator_filter,
@@ -81,6 +88,7 @@ class TrainConfig:
     d_coords: bool = False  # D sees pixel coordinates (CoordConv), so it can judge position
     d_minibatch_std: bool = False  # D sees the batch's feature spread (ProGAN)
     mode_seeking: float = 0.0  # weight of MSGAN's mode-seeking term in G's loss (0: off)
+    d_class_groups: bool = False  # minibatch-std groups share one class (real and fake)
 
     def __post_init__(self):
         if self.model.num_classes != WORLD.num_classes:
@@ -91,6 +99,13 @@ class TrainConfig:
         if self.mode_seeking and self.batch_size % 2:
             raise JaxawareError(f"mode_seeking pairs the samples of a G batch; batch_size "
                                 f"must be even, got {self.batch_size}")
+        if self.d_class_groups and not self.d_minibatch_std:
+            raise JaxawareError("d_class_groups arranges the batches for the minibatch "
+                                "standard deviation; set d_minibatch_std too")
+        if self.d_class_groups and self.batch_size % MINIBATCH_GROUP:
+            raise JaxawareError(f"d_class_groups draws groups of {MINIBATCH_GROUP} samples "
+                                f"of one class; batch_size must be a multiple of "
+                                f"{MINIBATCH_GROUP}, got {self.batch_size}")
         if self.model.resolution not in (32, 64):
             raise JaxawareError(f"the toy world renders 32 or 64 px; the model config gives "
                                 f"{self.model.resolution}")
@@ -165,11 +180,24 @@ def init_state(tc: TrainConfig) -> dict:
 
 
 def real_batch(tc: TrainConfig, step: int) -> tuple[np.ndarray, np.ndarray]:
-    """Real images ``[d_steps, B, R, R, 3]`` and labels ``[d_steps, B]`` of a step."""
+    """Real images ``[d_steps, B, R, R, 3]`` and labels ``[d_steps, B]`` of a step.
+
+    With ``d_class_groups`` the classes come balanced per group of :data:`MINIBATCH_GROUP`
+    (each group one class, laid out by :func:`class_group_layout`); the images are still
+    the world's images ``step * d_steps * B ...``, rendered in those classes.
+    """
     n = tc.d_steps * tc.batch_size
-    images, classes, _ = sample_dataset(n, seed=tc.data_seed, resolution=tc.model.resolution,
-                                        start=int(step) * n)
     shape = (tc.d_steps, tc.batch_size)
+    if tc.d_class_groups:
+        g = n // MINIBATCH_GROUP
+        groups = balanced_classes(g, seed=tc.data_seed, start=int(step) * g)
+        classes = class_group_layout(groups.reshape(tc.d_steps, -1)).reshape(-1)
+        images, _ = render(classes, seed=tc.data_seed, start=int(step) * n,
+                           resolution=tc.model.resolution)
+    else:
+        images, classes, _ = sample_dataset(n, seed=tc.data_seed,
+                                            resolution=tc.model.resolution,
+                                            start=int(step) * n)
     return images.reshape(shape + images.shape[1:]), classes.reshape(shape).astype(np.int32)
 
 
@@ -190,10 +218,14 @@ def compiled_step(tc: TrainConfig):
         return augment(key, images, policy) if policy else images
 
     def generate(g_params, key, paired=False):
-        """A batch of fakes; ``paired``: the second half repeats the first's classes."""
+        """A batch of fakes; ``paired``: the second half repeats the first's classes (so
+        does the class-group layout)."""
         kz, ky = jax.random.split(key)
         z = base_latents(cfg, kz, (tc.batch_size, cfg.z_dim))
-        if paired:
+        if tc.d_class_groups:
+            y = class_group_layout(
+                jax.random.randint(ky, (tc.batch_size // MINIBATCH_GROUP,), 0, k))
+        elif paired:
             y = jax.random.randint(ky, (tc.batch_size // 2,), 0, k)
             y = jnp.concatenate([y, y])
         else:

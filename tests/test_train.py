@@ -31,7 +31,15 @@ from jaxaware.train.spectral import (
 )
 from jaxaware.errors import JaxawareError
 from jaxaware.toyworld import render
-from jaxaware.train.discriminator import MINIBATCH_GROUP, class_group_layout, minibatch_std
+from jaxaware.train.discriminator import (
+    MINIBATCH_GROUP,
+    Discriminator,
+    class_group_layout,
+    default_dconfig,
+    minibatch_std,
+    pack_samples,
+)
+from jaxaware.train.init import init_discriminator
 from jaxaware.train.trainer import (
     init_state,
     mode_seeking_ratio,
@@ -196,12 +204,64 @@ def test_class_grouped_training_runs(tmp_path):
 
 @pytest.mark.parametrize("changes, message", [
     ({"d_minibatch_std": False}, "d_class_groups arranges the batches for the minibatch "
-                                 "standard deviation; set d_minibatch_std too"),
+                                 "standard deviation or packing; set d_minibatch_std or "
+                                 "d_pack too"),
     ({"batch_size": 6}, "d_class_groups draws groups of 4 samples of one class; batch_size "
                         "must be a multiple of 4, got 6"),
 ])
 def test_class_groups_bad_config(changes, message):
     kwargs = {"d_minibatch_std": True, "d_class_groups": True, **changes}
+    with pytest.raises(JaxawareError, match="^" + re.escape(message) + "$"):
+        dataclasses.replace(TC, **kwargs)
+
+
+def test_pack_samples_concatenates_samples_a_pack_apart():
+    x = np.random.default_rng(1).normal(size=(8, 2, 3, 3)).astype(np.float32)
+    for pack in (2, 4):
+        out = np.asarray(pack_samples(jnp.asarray(x), pack))
+        n = 8 // pack
+        assert out.shape == (n, 2, 3, 3 * pack)
+        for p in range(n):  # pack p: samples p, p + n, ... on channels, in that order
+            want = np.concatenate([x[p + i * n] for i in range(pack)], axis=-1)
+            np.testing.assert_array_equal(out[p], want)
+    with pytest.raises(ValueError, match="^a batch of 8 does not divide into packs of 3$"):
+        pack_samples(jnp.asarray(x), 3)
+
+
+def test_packed_discriminator_gives_one_logit_per_pack():
+    cfg = default_dconfig(32, 4, 16, coords=True, pack=2)
+    d = Discriminator(cfg)
+    params = init_discriminator(cfg, 32, seed=3)
+    x = jnp.asarray(np.random.default_rng(2).uniform(-1, 1, (8, 32, 32, 3)), jnp.float32)
+    y = jnp.asarray(class_group_layout(np.array([5, 9])))  # [5, 9, 5, 9, ...]
+    logits = np.asarray(d.apply({"params": params}, x, y))
+    assert logits.shape == (4,)
+    # pack p is samples p and p + 4: changing sample 5 moves pack 1's logit only
+    moved = np.asarray(d.apply({"params": params}, x.at[5].set(-x[5]), y))
+    changed = ~np.isclose(moved, logits, rtol=0, atol=1e-6)
+    assert changed.tolist() == [False, True, False, False]
+    # the first layer sees 2 x 3 image channels and the 2 coordinates
+    assert params["block0"]["conv1"]["kernel"].shape == (3, 3, 8, 4)
+    # a pack is labelled by its first sample; the projection term reads that class
+    other = y.at[1].set(2)
+    assert not np.allclose(np.asarray(d.apply({"params": params}, x, other))[1], logits[1])
+    np.testing.assert_array_equal(d.apply({"params": params}, x, y.at[5].set(2)), logits)
+
+
+def test_packed_training_runs(tmp_path):
+    tc = dataclasses.replace(TC, steps=2, d_class_groups=True, d_pack=2)
+    train(tc, tmp_path, progress=False)
+    assert all(np.isfinite(v) for row in _log(tmp_path) for v in row.values())
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"d_pack": 3}, "d_pack must be 1, 2 or 4 (it divides the class groups of 4); got 3"),
+    ({"d_class_groups": False}, "d_pack packs samples of one class; set d_class_groups too"),
+    ({"d_minibatch_std": True}, "d_pack and d_minibatch_std cannot be combined: the "
+                                "minibatch groups of packs would mix classes; choose one"),
+])
+def test_pack_bad_config(changes, message):
+    kwargs = {"d_class_groups": True, "d_pack": 2, **changes}
     with pytest.raises(JaxawareError, match="^" + re.escape(message) + "$"):
         dataclasses.replace(TC, **kwargs)
 

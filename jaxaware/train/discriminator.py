@@ -24,6 +24,13 @@ background) that a generator must spread as widely as the data does:
   four samples of each group from one class (:func:`class_group_layout`) makes the
   statistic measure the spread *within* a class, which the spread between classes would
   otherwise drown.
+* ``pack``: D judges ``pack`` samples at once, concatenated on channels (PacGAN, Lin et al.
+  2018), and returns one logit per pack. A generator that gives every sample of a class the
+  same size or place makes packs whose members look alike, which real packs of
+  independently drawn images do not; D learns that difference itself instead of reading a
+  fixed statistic. Pack ``p`` holds samples ``p, p + B/pack, ...`` (:func:`pack_samples`),
+  and its label is sample ``p``'s, so its members must share a class: with
+  :func:`class_group_layout` and ``pack`` dividing :data:`MINIBATCH_GROUP` they do.
 """
 
 from __future__ import annotations
@@ -50,14 +57,17 @@ class DConfig:
     num_classes: int
     coords: bool = False
     minibatch_std: bool = False
+    pack: int = 1
 
     def __post_init__(self):
         if len(self.widths) != len(self.downsample):
             raise ValueError("widths and downsample must have the same length")
+        if self.pack < 1:
+            raise ValueError(f"pack must be >= 1; got {self.pack}")
 
 
 def default_dconfig(resolution: int, ch: int, num_classes: int, coords: bool = False,
-                    minibatch_std: bool = False) -> DConfig:
+                    minibatch_std: bool = False, pack: int = 1) -> DConfig:
     """32x32 -> 4 blocks of widths (ch, 2ch, 4ch, 4ch), downsampling (yes, yes, no, no),
     ending at 8x8 (BigGAN's 32 px D keeps 4ch in every block; narrowing the 32x32 and
     16x16 blocks makes D about 3x cheaper on a CPU, where its full-resolution convs
@@ -65,10 +75,11 @@ def default_dconfig(resolution: int, ch: int, num_classes: int, coords: bool = F
     downsampling but the last."""
     if resolution == 32:
         return DConfig((ch, 2 * ch, 4 * ch, 4 * ch), (True, True, False, False), num_classes,
-                       coords, minibatch_std)
+                       coords, minibatch_std, pack)
     if resolution == 64:
         return DConfig(tuple(m * ch for m in (1, 2, 4, 8, 16)),
-                       (True, True, True, True, False), num_classes, coords, minibatch_std)
+                       (True, True, True, True, False), num_classes, coords, minibatch_std,
+                       pack)
     raise ValueError(f"no default discriminator for resolution {resolution}; use 32 or 64")
 
 
@@ -122,19 +133,32 @@ def minibatch_std(h, group: int = MINIBATCH_GROUP):
     return jnp.concatenate([h, jnp.broadcast_to(stat, (b, hh, ww, 1))], axis=-1)
 
 
+def pack_samples(x, pack: int):
+    """``[B, H, W, C] -> [B / pack, H, W, pack * C]``: pack ``p`` is samples ``p, p + B/pack,
+    p + 2B/pack, ...`` concatenated on channels in that order (the batch must divide)."""
+    b, hh, ww, c = x.shape
+    if b % pack:
+        raise ValueError(f"a batch of {b} does not divide into packs of {pack}")
+    y = x.reshape(pack, b // pack, hh, ww, c)
+    return jnp.moveaxis(y, 0, 3).reshape(b // pack, hh, ww, pack * c)
+
+
 class Discriminator(nn.Module):
     config: DConfig
 
     @nn.compact
     def __call__(self, x, y):
         """``x`` [B, H, W, 3] in [-1, 1]; ``y`` int labels [B] or class vectors [B, K].
-        Returns the logits [B]."""
+        Returns the logits [B / pack] (one per pack, labelled by its first sample)."""
         cfg = self.config
         h = x
+        if cfg.pack > 1:
+            h = pack_samples(x, cfg.pack)
+            y = y[: h.shape[0]]
         if cfg.coords:
-            b, hh, ww, _ = x.shape
+            b, hh, ww, _ = h.shape
             ys, xs = jnp.meshgrid(jnp.linspace(-1, 1, hh), jnp.linspace(-1, 1, ww), indexing="ij")
-            grid = jnp.broadcast_to(jnp.stack([xs, ys], -1), (b, hh, ww, 2)).astype(x.dtype)
+            grid = jnp.broadcast_to(jnp.stack([xs, ys], -1), (b, hh, ww, 2)).astype(h.dtype)
             h = jnp.concatenate([h, grid], axis=-1)
         last = len(cfg.widths) - 1
         for i, (w, down) in enumerate(zip(cfg.widths, cfg.downsample)):

@@ -49,7 +49,7 @@ def init_generator(config, seed: int = 0) -> dict:
 
 
 def init_discriminator(config: DConfig, resolution: int, seed: int = 0) -> dict:
-    x = jnp.zeros((1, resolution, resolution, 3))
-    y = jnp.zeros((1,), jnp.int32)
+    x = jnp.zeros((config.pack, resolution, resolution, 3))  # one pack
+    y = jnp.zeros((config.pack,), jnp.int32)
     shapes = jax.eval_shape(Discriminator(config).init, jax.random.PRNGKey(0), x, y)
     return _fill(shapes["params"], seed)

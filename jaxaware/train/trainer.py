@@ -89,6 +89,7 @@ class TrainConfig:
     d_minibatch_std: bool = False  # D sees the batch's feature spread (ProGAN)
     mode_seeking: float = 0.0  # weight of MSGAN's mode-seeking term in G's loss (0: off)
     d_class_groups: bool = False  # minibatch-std groups share one class (real and fake)
+    d_pack: int = 1  # D judges packs of this many same-class samples (PacGAN); 1, 2 or 4
 
     def __post_init__(self):
         if self.model.num_classes != WORLD.num_classes:
@@ -99,9 +100,18 @@ class TrainConfig:
         if self.mode_seeking and self.batch_size % 2:
             raise JaxawareError(f"mode_seeking pairs the samples of a G batch; batch_size "
                                 f"must be even, got {self.batch_size}")
-        if self.d_class_groups and not self.d_minibatch_std:
+        if self.d_pack not in (1, 2, 4):
+            raise JaxawareError(f"d_pack must be 1, 2 or 4 (it divides the class groups of "
+                                f"{MINIBATCH_GROUP}); got {self.d_pack}")
+        if self.d_pack > 1 and not self.d_class_groups:
+            raise JaxawareError("d_pack packs samples of one class; set d_class_groups too")
+        if self.d_pack > 1 and self.d_minibatch_std:
+            raise JaxawareError("d_pack and d_minibatch_std cannot be combined: the minibatch "
+                                "groups of packs would mix classes; choose one")
+        if self.d_class_groups and not (self.d_minibatch_std or self.d_pack > 1):
             raise JaxawareError("d_class_groups arranges the batches for the minibatch "
-                                "standard deviation; set d_minibatch_std too")
+                                "standard deviation or packing; set d_minibatch_std or "
+                                "d_pack too")
         if self.d_class_groups and self.batch_size % MINIBATCH_GROUP:
             raise JaxawareError(f"d_class_groups draws groups of {MINIBATCH_GROUP} samples "
                                 f"of one class; batch_size must be a multiple of "
@@ -117,7 +127,7 @@ class TrainConfig:
     @property
     def dconfig(self) -> DConfig:
         return default_dconfig(self.model.resolution, self.d_ch, self.model.num_classes,
-                               self.d_coords, self.d_minibatch_std)
+                               self.d_coords, self.d_minibatch_std, self.d_pack)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -236,7 +246,7 @@ def compiled_step(tc: TrainConfig):
     def d_loss_fn(d_params, d_sn, real, real_y, fake, fake_y, aug_key):
         d_norm, d_sn = spectral_normalize(d_params, d_sn)
         both = seen(jnp.concatenate([real, fake]), aug_key)
-        if tc.d_minibatch_std:  # batch statistics of real and fake images kept apart
+        if tc.d_minibatch_std or tc.d_pack > 1:  # real and fake never share a group or pack
             real_seen, fake_seen = jnp.split(both, 2)
             real_logits = D.apply({"params": d_norm}, real_seen, real_y)
             fake_logits = D.apply({"params": d_norm}, fake_seen, fake_y)

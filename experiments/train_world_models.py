@@ -5,6 +5,8 @@
     python experiments/train_world_models.py toyworld-biggan --smoke --out /tmp/smoke
     python experiments/train_world_models.py toyworld-biggan --set mode_seeking=1 \
         --steps 2000 --out runs/toyworld-biggan-ms      # a variant (any config field)
+    python experiments/train_world_models.py toyworld-biggan --set mode_seeking=0.1 \
+        --set mode_seeking_start=6000 --out runs/ms-late  # the term after step 6,000 only
 
 Each run is a function of its config (seeds included): it checkpoints to ``OUT/checkpoint``
 every ``checkpoint_every`` steps and resumes from there when started again with the same

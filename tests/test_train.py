@@ -144,6 +144,59 @@ def test_mode_seeking_adds_its_term_to_the_generator_loss(tmp_path):
         1.5 / (ratio + 1e-5), rel=1e-4)
 
 
+def _states_equal(a, b):
+    return all(np.array_equal(np.asarray(x), np.asarray(y))
+               for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+
+
+def test_late_mode_seeking_runs_the_plain_steps_first_and_branches_from_a_plain_run(
+        run, tmp_path):
+    out, _ = run  # the plain 5-step run; its checkpoint is at step 5
+    late = dataclasses.replace(TC, steps=6, mode_seeking=0.5, mode_seeking_start=5,
+                               checkpoint_every=1)
+    template = init_state(TC)
+    plain = ckpt.load(out / "checkpoint", template, TC)
+    # From scratch: the first 5 steps are bit for bit the plain run's, then the term acts.
+    assert train(late, tmp_path / "scratch", progress=False, stop_after=5) is None
+    at5 = ckpt.load(tmp_path / "scratch" / "checkpoint", template, late)
+    assert int(at5["step"]) == 5 and _states_equal(at5, plain)
+    train(late, tmp_path / "scratch", progress=False)
+    log = _log(tmp_path / "scratch")
+    assert "ms_ratio" not in log[4] and log[5]["ms_ratio"] > 0
+    assert [r for r in log[:5]] == _log(out)
+    # Branching: the plain run's checkpoint resumes into the late run and ends the same.
+    import shutil
+
+    shutil.copytree(out / "checkpoint", tmp_path / "branch" / "checkpoint")
+    train(late, tmp_path / "branch", progress=False)
+    a = ckpt.load(tmp_path / "scratch" / "checkpoint", template, late)
+    b = ckpt.load(tmp_path / "branch" / "checkpoint", template, late)
+    assert int(a["step"]) == 6 and _states_equal(a, b)
+    # ... and step 6 differs from a plain step 6 (the term changed G's update).
+    plain6 = train(dataclasses.replace(TC, steps=6), tmp_path / "plain6", progress=False)
+    assert not _states_equal(plain6.variables, train(late, tmp_path / "branch",
+                                                     progress=False).variables)
+
+
+def test_a_plain_checkpoint_past_the_mode_seeking_start_is_refused(run):
+    out, _ = run  # its 5 steps ran without the term; a run starting it at 3 did not
+    late = dataclasses.replace(TC, mode_seeking=0.5, mode_seeking_start=3)
+    with pytest.raises(JaxawareError, match="another training config"):
+        ckpt.load(out / "checkpoint", init_state(TC), late)
+    assert int(ckpt.load(out / "checkpoint", init_state(TC),
+                         dataclasses.replace(late, mode_seeking_start=5))["step"]) == 5
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"mode_seeking": 1.0, "mode_seeking_start": -1}, "mode_seeking_start must be >= 0; got -1"),
+    ({"mode_seeking_start": 10}, "mode_seeking_start is the step mode seeking starts at; set "
+                                 "mode_seeking > 0 too"),
+])
+def test_mode_seeking_start_bad_config(kwargs, message):
+    with pytest.raises(JaxawareError, match="^" + re.escape(message) + "$"):
+        dataclasses.replace(TC, **kwargs)
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("mode_seeking", -1.0, "mode_seeking must be >= 0; got -1.0"),
     ("batch_size", 7, "mode_seeking pairs the samples of a G batch; batch_size must be even, "

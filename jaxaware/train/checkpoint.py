@@ -60,7 +60,8 @@ def load(path: str | os.PathLike, template, tc):
         stored = type(tc).from_dict(stored).to_dict()
     except (KeyError, TypeError, ValueError, JaxawareError):
         pass
-    if _comparable(stored) != _comparable(tc.to_dict()):
+    done = tc.before(int(extra.get("step", 0)))  # e.g. a plain run branching into mode seeking
+    if _comparable(stored) not in (_comparable(tc.to_dict()), _comparable(done.to_dict())):
         raise JaxawareError(f"{path} was written by a run with another training config; "
                             "use a new output directory or the same config")
     if extra.get("structure") != _structure(template):

@@ -10,7 +10,9 @@ Randomness is a pure function of ``(seed, step)``: latents and fake classes come
 ``fold_in(PRNGKey(seed), step)``; real images are toy-world images
 ``step * d_steps * batch ...`` of ``data_seed`` (an endless, never-repeating stream; with
 ``d_class_groups`` rendered in classes drawn four at a time, see :func:`real_batch`). So a
-run resumed from a checkpoint computes exactly what the uninterrupted run computes.
+run resumed from a checkpoint computes exactly what the uninterrupted run computes. With
+``mode_seeking_start`` the first steps run the very step the config without mode seeking
+compiles, so such a run can also branch from a plain run's checkpoint (:meth:`TrainConfig.before`).
 
 :func:`train` checkpoints every ``checkpoint_every`` steps (atomically, to
 ``out/checkpoint``), resumes from it when present, and at the end folds the spectral
@@ -88,6 +90,8 @@ class TrainConfig:
     d_coords: bool = False  # D sees pixel coordinates (CoordConv), so it can judge position
     d_minibatch_std: bool = False  # D sees the batch's feature spread (ProGAN)
     mode_seeking: float = 0.0  # weight of MSGAN's mode-seeking term in G's loss (0: off)
+    mode_seeking_start: int = 0  # the term joins G's loss after this many steps, which run
+    # exactly as the run without it would: a plain run's checkpoint up to here resumes
     d_class_groups: bool = False  # minibatch-std groups share one class (real and fake)
     d_pack: int = 1  # D judges packs of this many same-class samples (PacGAN); 1, 2 or 4
 
@@ -97,6 +101,12 @@ class TrainConfig:
                                 f"config has {self.model.num_classes}")
         if self.mode_seeking < 0:
             raise JaxawareError(f"mode_seeking must be >= 0; got {self.mode_seeking}")
+        if self.mode_seeking_start < 0:
+            raise JaxawareError(f"mode_seeking_start must be >= 0; got "
+                                f"{self.mode_seeking_start}")
+        if self.mode_seeking_start and not self.mode_seeking:
+            raise JaxawareError("mode_seeking_start is the step mode seeking starts at; "
+                                "set mode_seeking > 0 too")
         if self.mode_seeking and self.batch_size % 2:
             raise JaxawareError(f"mode_seeking pairs the samples of a G batch; batch_size "
                                 f"must be even, got {self.batch_size}")
@@ -142,6 +152,13 @@ class TrainConfig:
         d["model"] = (config_from_dict(m["config"], m["family"]) if "family" in m
                       else config_from_dict(m))
         return cls(**d)
+
+    def before(self, step: int) -> TrainConfig:
+        """The config that computed a run's first ``step`` updates (its state at ``step``):
+        this one, or this one without mode seeking while ``step <= mode_seeking_start``."""
+        if self.mode_seeking and step <= self.mode_seeking_start:
+            return dataclasses.replace(self, mode_seeking=0.0, mode_seeking_start=0)
+        return self
 
     def compute_key(self) -> TrainConfig:
         """The fields the compiled step depends on (others zeroed): the jit cache key."""
@@ -303,9 +320,9 @@ def step_key(seed: int, step: int):
 
 def run_steps(tc: TrainConfig, state: dict, until: int, on_step=None) -> dict:
     """Advance ``state`` to step ``until``; ``on_step(step, state, metrics)`` after each."""
-    step_fn = compiled_step(tc.compute_key())
     step = int(state["step"])
     while step < until:
+        step_fn = compiled_step(tc.before(step + 1).compute_key())  # lru-cached per phase
         real, labels = real_batch(tc, step)
         state, metrics = step_fn(state, real, labels, step_key(tc.seed, step))
         step += 1

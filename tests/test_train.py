@@ -23,6 +23,7 @@ from jaxaware.train import TrainConfig, train
 from jaxaware.train import checkpoint as ckpt
 from jaxaware.metrics import frechet_distance
 from jaxaware.toyworld.quality import evaluate_world_model, format_table, real_images
+from jaxaware.toyworld.sheet import sheet_image
 from jaxaware.train.spectral import (
     fold_spectral_norm,
     generator_filter,
@@ -429,3 +430,10 @@ def test_evaluate_reports_every_class(run):
     assert result["sheet"]["part_maps"].shape == (32, 32, 32)
     assert "castle" in format_table(result)
     json.dumps({k: v for k, v in result.items() if k != "sheet"})
+
+
+def test_evaluate_sheet_shows_at_most_the_samples_each_class_has(run):
+    _, model = run
+    sheet = evaluate_world_model(model, per_class=3, sheet_samples=6)["sheet"]
+    assert sheet["samples"] == 3 and sheet["images"].shape[0] == 16 * 3
+    assert sheet_image(sheet["images"], sheet["part_maps"], sheet["samples"], 1).size[1] > 0

@@ -94,10 +94,10 @@ def evaluate_world_model(model, per_class: int = 200, truncation: float = 1.0, s
         "frechet_over_floor": mean_fd / mean_floor, "min_diversity_ratio": min_ratio,
         "bars": bars, "thresholds": BARS, "classes": rows,
     }
-    if sheet_samples:
-        first = np.concatenate([images[labels == c][:sheet_samples] for c in range(k)])
-        result["sheet"] = {"images": first, "part_maps": seg.predict(first),
-                           "samples": int(sheet_samples)}
+    if sheet_samples:  # at most the samples each class has
+        shown = min(int(sheet_samples), int(per_class))
+        first = np.concatenate([images[labels == c][:shown] for c in range(k)])
+        result["sheet"] = {"images": first, "part_maps": seg.predict(first), "samples": shown}
     return result
 
 

@@ -62,3 +62,59 @@ def test_raw_generator_needs_a_checkpoint(capsys):
     assert capsys.readouterr().err == ("error: --raw takes a training run directory: give "
                                        "--checkpoint too (a shipped model holds only the EMA "
                                        "generator)\n")
+
+
+tries = _script("plot_world_model_tries")
+
+
+def _evaluation(accuracies, area, centre=1.0, background=1.0, frechet=3.0):
+    """An evaluation JSON as evaluate_world_model.py writes it (the fields the table reads)."""
+    classes = [{"name": f"class{i}", "accuracy": a, "area_ratio": area[i],
+                "centre_ratio": centre, "background_ratio": background}
+               for i, a in enumerate(accuracies)]
+    return {"accuracy": sum(accuracies) / len(accuracies), "frechet_over_floor": frechet,
+            "classes": classes}
+
+
+def test_tries_table_and_figure_read_the_evaluations(tmp_path):
+    import json
+
+    (tmp_path / "a.json").write_text(json.dumps(_evaluation([1.0, 0.9], [0.5, 1.2])))
+    (tmp_path / "b.json").write_text(json.dumps(_evaluation([1.0, 0.96], [0.8, 0.69], 0.6)))
+    entry = {"family": "biggan", "run": "r", "overrides": {}, "machine": "cpu",
+             "cpu_minutes": None, "per_class": 200}
+    (tmp_path / "tries.json").write_text(json.dumps(
+        [dict(entry, file="a.json", step=1000), dict(entry, file="b.json", step=2500)]))
+    rows = [tries.summarize(e, json.loads((tmp_path / e["file"]).read_text()))
+            for e in json.loads((tmp_path / "tries.json").read_text())]
+    assert (rows[0]["worst_class"], rows[0]["classes_below_95"], rows[0]["area_min"],
+            rows[0]["area_below"]) == ("class1", 1, 0.5, 1)
+    assert (rows[1]["area_min"], rows[1]["area_below"], rows[1]["centre_below"]) == (0.69, 1, 2)
+    assert tries.main(["--dir", str(tmp_path)]) == 0
+    assert (tmp_path / "tradeoff.png").stat().st_size > 0
+    assert "| biggan | r | 2,500 | cpu |  | 200 | 98.0% | class1 96.0% | 3.0× | 0.69 (1) " \
+        "| 0.60 (2) | 1.00 |" in tries.table(rows)
+
+
+def test_tries_without_a_manifest_is_an_error(tmp_path, capsys):
+    assert tries.main(["--dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: cannot read the tries in {tmp_path}: ")
+
+
+def test_device_sweep_variants_are_valid_configs_of_the_training_script():
+    """Each variant device_sweep.sh trains is a shipped config with valid --set overrides
+    (so the sweep cannot rot into configs the CPU script does not have)."""
+    import re
+    import subprocess
+
+    path = ROOT / "experiments" / "device_sweep.sh"
+    assert subprocess.run(["bash", "-n", str(path)]).returncode == 0
+    text = path.read_text()
+    p4 = re.search(r'^P4="([^"]*)"', text, re.M).group(1)
+    variants = re.findall(r'^  "([^|"]+)\|([^|"]+)\|([^|"]*)\|(\d+)\|(\d+)"$', text, re.M)
+    assert len(variants) >= 2
+    for name, model, sets, steps, resume in variants:
+        items = re.findall(r"--set (\S+)", sets.replace("$P4", p4))
+        tc = script.override(script.CONFIGS[model], items)
+        assert tc.d_pack == 4 and int(steps) > 0, name
+        assert int(resume) == 0 or int(resume) > int(steps), name

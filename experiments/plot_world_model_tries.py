@@ -1,0 +1,114 @@
+"""The world-model training tries side by side: a table and the accuracy-vs-size figure.
+
+    python experiments/plot_world_model_tries.py                  # docs/world-models/
+    python experiments/plot_world_model_tries.py --dir DIR --out DIR/tradeoff.png
+
+Reads ``DIR/tries.json`` (one entry per evaluated model: the evaluation JSON that
+``experiments/evaluate_world_model.py`` wrote, the run it came from, its config overrides,
+step and machine), prints a markdown table of the bars for each, and draws, per family,
+overall accuracy against the smallest area-spread ratio over classes, with the points of
+one run joined in step order and the issue's bars (98% overall, 0.70) as dashed lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+BAR_ACCURACY, BAR_SPREAD = 0.98, 0.70
+
+
+def summarize(entry: dict, result: dict) -> dict:
+    """The numbers a row shows, from one evaluation JSON."""
+    rows = result["classes"]
+    worst = min(rows, key=lambda r: r["accuracy"])
+    spread = {f: [r[f"{f}_ratio"] for r in rows] for f in ("centre", "area", "background")}
+    return {
+        **entry,
+        "accuracy": result["accuracy"], "worst_class": worst["name"],
+        "worst_accuracy": worst["accuracy"],
+        "classes_below_95": sum(r["accuracy"] < 0.95 for r in rows),
+        "frechet_over_floor": result["frechet_over_floor"],
+        **{f"{f}_min": min(v) for f, v in spread.items()},
+        **{f"{f}_below": sum(x < BAR_SPREAD for x in v) for f, v in spread.items()},
+    }
+
+
+def table(rows: list[dict]) -> str:
+    head = ("| family | run | step | machine | CPU min | samples / class | accuracy "
+            "| worst class | Fréchet / floor | area min (classes < 0.70) | centre min (< 0.70) "
+            "| background min |")
+    lines = [head, "|" + " --- |" * 12]
+    for r in rows:
+        minutes = "" if r["cpu_minutes"] is None else f"{r['cpu_minutes']:g}"
+        lines.append(
+            f"| {r['family']} | {r['run']} | {r['step']:,} | {r['machine']} | {minutes} "
+            f"| {r['per_class']} "
+            f"| {100 * r['accuracy']:.1f}% | {r['worst_class']} {100 * r['worst_accuracy']:.1f}% "
+            f"| {r['frechet_over_floor']:.1f}× | {r['area_min']:.2f} ({r['area_below']}) "
+            f"| {r['centre_min']:.2f} ({r['centre_below']}) | {r['background_min']:.2f} |")
+    return "\n".join(lines)
+
+
+def figure(rows: list[dict], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    families = sorted({r["family"] for r in rows})
+    fig, axes = plt.subplots(1, len(families), figsize=(6.5 * len(families), 5.5), squeeze=False)
+    for ax, family in zip(axes[0], families):
+        mine = [r for r in rows if r["family"] == family]
+        runs = list(dict.fromkeys(r["run"] for r in mine))
+        colours = plt.cm.tab20.colors
+        for i, key in enumerate(runs):
+            pts = sorted((r for r in mine if r["run"] == key), key=lambda r: r["step"])
+            gpu = "H200" in pts[0]["machine"]
+            shipped = key.startswith("shipped")
+            ax.plot([r["accuracy"] for r in pts], [r["area_min"] for r in pts],
+                    marker="*" if shipped else ("^" if gpu else "o"),
+                    markersize=13 if shipped else 7, linestyle=":" if gpu else "-",
+                    color=colours[i % len(colours)], label=key)
+            for r in pts:
+                ax.annotate(f"{r['step'] // 1000}k" if r["step"] % 1000 == 0
+                            else f"{r['step'] / 1000:g}k",
+                            (r["accuracy"], r["area_min"]), textcoords="offset points",
+                            xytext=(4, 3), fontsize=7)
+        ax.axhline(BAR_SPREAD, color="grey", linestyle="--", linewidth=1)
+        ax.axvline(BAR_ACCURACY, color="grey", linestyle="--", linewidth=1)
+        ax.set_xlabel("overall accuracy (world classifier)")
+        ax.set_ylabel("smallest area-spread ratio over classes (generated / real)")
+        ax.set_title(f"{family}: tries (the bars: right of and above the dashed lines)")
+        ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dir", default=os.path.join("docs", "world-models"))
+    ap.add_argument("--out", default=None, help="figure (default DIR/tradeoff.png)")
+    args = ap.parse_args(argv)
+    try:
+        with open(os.path.join(args.dir, "tries.json")) as f:
+            entries = json.load(f)
+        rows = []
+        for entry in entries:
+            with open(os.path.join(args.dir, entry["file"])) as f:
+                rows.append(summarize(entry, json.load(f)))
+    except (OSError, ValueError, KeyError) as e:
+        print(f"error: cannot read the tries in {args.dir}: {e}", file=sys.stderr)
+        return 2
+    print(table(rows))
+    out = args.out or os.path.join(args.dir, "tradeoff.png")
+    figure(rows, out)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

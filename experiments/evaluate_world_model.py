@@ -8,8 +8,10 @@ Prints the per-class table of :mod:`jaxaware.toyworld.quality` (the reference cl
 accuracy on samples at the given truncation, the Frechet distance to rendered world images
 in its 128-d features next to the real-vs-real floor, and the spreads of object centre,
 object area and background colour of samples relative to real renders, all read with the
-reference segmenter) with the world-models issue's bars, and writes the JSON and a sample
-sheet (samples of every class beside the segmenter's part maps of them).
+reference segmenter) with the world-models issue's bars, and how far this evaluation's own
+sampling may move them (90% intervals and a verdict per bar: met, missed, or within noise),
+and writes the JSON and a sample sheet (samples of every class beside the segmenter's part
+maps of them).
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ def main(argv=None) -> int:
     ap.add_argument("--sheet", default=None, help="PNG sample sheet with part maps")
     ap.add_argument("--sheet-samples", type=int, default=6)
     ap.add_argument("--zoom", type=int, default=2)
+    ap.add_argument("--bootstrap", type=int, default=1000,
+                    help="draws for the 90%% intervals of the spread ratios (with Wilson "
+                    "intervals for the accuracies and a verdict per bar); 0: none")
     ap.add_argument("--findings", action="store_true",
                     help="also the awareness findings: family overlap, similarity correlation, "
                     "ablation ordering at every site")
@@ -59,7 +64,8 @@ def main(argv=None) -> int:
             model = load(args.weights)
         result = evaluate_world_model(model, args.per_class, args.truncation, args.seed,
                                       args.real_seed, progress=True,
-                                      sheet_samples=args.sheet_samples if args.sheet else 0)
+                                      sheet_samples=args.sheet_samples if args.sheet else 0,
+                                      bootstrap=args.bootstrap)
     except JaxawareError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -437,3 +437,28 @@ def test_evaluate_sheet_shows_at_most_the_samples_each_class_has(run):
     sheet = evaluate_world_model(model, per_class=3, sheet_samples=6)["sheet"]
     assert sheet["samples"] == 3 and sheet["images"].shape[0] == 16 * 3
     assert sheet_image(sheet["images"], sheet["part_maps"], sheet["samples"], 1).size[1] > 0
+
+
+def test_evaluate_with_bootstrap_gives_intervals_and_verdicts(run):
+    _, model = run
+    result = evaluate_world_model(model, per_class=8, bootstrap=50)
+    assert result["interval_level"] == 0.9 and result["bootstrap"] == 50
+    lo, hi = result["accuracy_interval"]
+    assert lo <= result["accuracy"] <= hi
+    for r in result["classes"]:
+        assert r["accuracy_interval"][0] <= r["accuracy"] <= r["accuracy_interval"][1]
+        for f in ("centre", "area", "background"):
+            a, b = r[f"{f}_ratio_interval"]
+            assert not (a > b)  # ordered (or NaN where a class has too few objects)
+    assert set(result["bar_verdicts"]) == set(result["bars"])
+    assert set(result["bar_verdicts"].values()) <= {"met", "missed", "within noise"}
+    assert "90% intervals:" in format_table(result)
+    json.dumps(result)
+
+
+@pytest.mark.parametrize("bad", [1, -3, 2.5, True])
+def test_evaluate_bootstrap_bad_input(run, bad):
+    _, model = run
+    with pytest.raises(JaxawareError, match=r"^bootstrap takes 0 \(no intervals\) or a number "
+                                            r"of draws >= 2; got "):
+        evaluate_world_model(model, per_class=2, bootstrap=bad)

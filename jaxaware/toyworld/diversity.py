@@ -47,22 +47,57 @@ def object_factors(images, part_maps) -> dict[str, np.ndarray]:
             "background": colour}
 
 
+def _finite_rows(x) -> np.ndarray:
+    """``x`` as rows ``[N, d]`` without the rows that hold a non-finite value."""
+    x = np.asarray(x, np.float64)
+    x = x.reshape(len(x), -1)
+    return x[np.isfinite(x).all(axis=1)]
+
+
 def spreads(factors: dict[str, np.ndarray]) -> dict[str, float]:
     """The spread of each factor over a set (images missing a factor are left out)."""
     out = {}
     for name in FACTORS:
-        x = np.asarray(factors[name], np.float64)
-        x = x.reshape(len(x), -1)
-        x = x[np.isfinite(x).all(axis=1)]
+        x = _finite_rows(factors[name])
         out[name] = float(np.sqrt(x.var(axis=0).sum())) if len(x) >= 2 else float("nan")
     return out
 
 
-def diversity_table(generated: dict, real: dict, segmenter) -> list[dict]:
+def _bootstrap_spreads(x: np.ndarray, draws: int, rng: np.random.Generator) -> np.ndarray:
+    """The spread of ``draws`` resamples (with replacement) of the rows of ``x [n, d]``."""
+    idx = rng.integers(0, len(x), size=(draws, len(x)))
+    return np.sqrt(x[idx].var(axis=1).sum(axis=-1))
+
+
+def ratio_interval(generated, real, draws: int = 1000, level: float = 0.90,
+                   seed: int = 0) -> tuple[float, float]:
+    """A bootstrap interval (percentiles, two-sided ``level``) for the ratio of the spread
+    of ``generated`` to that of ``real`` (factor values ``[N]`` or ``[N, d]``; rows with a
+    non-finite value are left out, as in :func:`spreads`): both sets are resampled, each
+    with replacement, ``draws`` times."""
+    if draws < 2 or not 0 < level < 1:
+        raise JaxawareError(f"a bootstrap interval takes draws >= 2 and a level in (0, 1); "
+                            f"got draws={draws}, level={level}")
+    g, r = _finite_rows(generated), _finite_rows(real)
+    if len(g) < 2 or len(r) < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    sg, sr = _bootstrap_spreads(g, draws, rng), _bootstrap_spreads(r, draws, rng)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = sg / sr
+    tail = 100 * (1 - level) / 2
+    lo, hi = np.nanpercentile(ratio, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def diversity_table(generated: dict, real: dict, segmenter, bootstrap: int = 0,
+                    level: float = 0.90, seed: int = 0) -> list[dict]:
     """Per class: the spreads of generated and real images and their ratios.
 
     ``generated`` and ``real`` map a class index to images ``[N, H, W, 3]`` in [-1, 1];
     both are labelled by ``segmenter.predict`` so that neither side gets ground truth.
+    With ``bootstrap`` draws each ratio also gets ``<factor>_ratio_interval`` ([low, high],
+    :func:`ratio_interval` at ``level``): how far the ratio of this many samples may move.
     """
     rows = []
     for k in sorted(generated):
@@ -70,9 +105,12 @@ def diversity_table(generated: dict, real: dict, segmenter) -> list[dict]:
         ref = object_factors(real[k], segmenter.predict(real[k]))
         sg, sr = spreads(gen), spreads(ref)
         row = {"class": int(k), "no_object": int(np.isnan(gen["centre"][:, 0]).sum())}
-        for name in FACTORS:
+        for i, name in enumerate(FACTORS):
             row[f"{name}_generated"] = sg[name]
             row[f"{name}_real"] = sr[name]
             row[f"{name}_ratio"] = sg[name] / sr[name] if sr[name] > 0 else float("nan")
+            if bootstrap:
+                row[f"{name}_ratio_interval"] = list(ratio_interval(
+                    gen[name], ref[name], bootstrap, level, seed + 1000 * int(k) + i))
         rows.append(row)
     return rows

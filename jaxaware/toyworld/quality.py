@@ -13,13 +13,18 @@ uses) are compared with the world's reference networks:
   reference segmenter's part maps, and their ratio.
 
 :func:`evaluate_world_model` returns a JSON-ready dict with the bars of the world-models
-issue checked (``bars``); :func:`format_table` prints it.
+issue checked (``bars``); :func:`format_table` prints it. With ``bootstrap`` draws it also
+says how far the evaluation's own sampling may move each number: 90% intervals (Wilson for
+the accuracies, a bootstrap for the spread ratios) and, per bar, a verdict
+(:func:`bar_verdicts`): ``met`` when the intervals clear the bar, ``missed`` when one lies
+wholly short of it, ``within noise`` otherwise (the Frechet bar is judged on its estimate).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from jaxaware.errors import JaxawareError
 from jaxaware.generate import sample
 from jaxaware.metrics import frechet_distance
 from jaxaware.toyworld.diversity import FACTORS, diversity_table
@@ -33,6 +38,49 @@ REAL_SEED = 21000
 BARS = {"class_accuracy": 0.95, "accuracy": 0.98, "diversity_ratio": 0.70,
         "frechet_over_floor": 5.0}
 
+#: Two-sided level of the intervals an evaluation reports.
+INTERVAL_LEVEL = 0.90
+
+
+def wilson_interval(successes: int, n: int, level: float = INTERVAL_LEVEL) -> tuple[float, float]:
+    """The Wilson score interval (two-sided ``level``) for a proportion of ``successes`` in
+    ``n`` trials."""
+    from scipy.stats import norm
+
+    if n <= 0 or not 0 <= successes <= n or not 0 < level < 1:
+        raise JaxawareError(f"a Wilson interval takes 0 <= successes <= n, n > 0 and a level "
+                            f"in (0, 1); got successes={successes}, n={n}, level={level}")
+    z = float(norm.ppf(0.5 + level / 2))
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z / denom * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def bar_verdicts(result: dict) -> dict:
+    """Per bar of ``result`` (an evaluation with intervals): ``met`` when every interval
+    involved clears the bar, ``missed`` when one lies wholly below it, else ``within
+    noise``. The Frechet bar has no interval: ``met`` or ``missed`` on its estimate."""
+    def judge(intervals, threshold):
+        intervals = [(lo, hi) for lo, hi in intervals if np.isfinite(lo) and np.isfinite(hi)]
+        if all(lo >= threshold for lo, _ in intervals):
+            return "met"
+        if any(hi < threshold for _, hi in intervals):
+            return "missed"
+        return "within noise"
+
+    rows = result["classes"]
+    spread = [tuple(r[f"{f}_ratio_interval"]) for r in rows for f in FACTORS]
+    return {
+        "every_class_accuracy": judge([tuple(r["accuracy_interval"]) for r in rows],
+                                      BARS["class_accuracy"]),
+        "overall_accuracy": judge([tuple(result["accuracy_interval"])], BARS["accuracy"]),
+        "diversity_every_class": judge(spread, BARS["diversity_ratio"]),
+        "frechet_within_5x_floor": "met" if result["bars"]["frechet_within_5x_floor"]
+        else "missed",
+    }
+
 
 def real_images(k: int, n: int, seed: int, resolution: int) -> np.ndarray:
     """``n`` rendered images of class ``k`` (indices ``k * n ...`` of ``seed``)."""
@@ -42,14 +90,21 @@ def real_images(k: int, n: int, seed: int, resolution: int) -> np.ndarray:
 
 def evaluate_world_model(model, per_class: int = 200, truncation: float = 1.0, seed: int = 0,
                          real_seed: int = REAL_SEED, classifier=None, segmenter=None,
-                         sheet_samples: int = 0, progress: bool = False) -> dict:
+                         sheet_samples: int = 0, progress: bool = False,
+                         bootstrap: int = 0) -> dict:
     """Accuracy, Frechet distance vs floor and diversity of ``model``'s samples per class.
+
+    ``bootstrap``: draws for the spread ratios' intervals (0: no intervals or verdicts).
 
     With ``sheet_samples`` the result also holds ``"sheet"``: the first samples of each
     class and their segmenter maps (arrays, for :func:`jaxaware.toyworld.sheet_image`).
     """
     from jaxaware.toyworld import load_classifier, load_segmenter
 
+    if isinstance(bootstrap, bool) or not isinstance(bootstrap, (int, np.integer)) \
+            or bootstrap == 1 or bootstrap < 0:
+        raise JaxawareError(f"bootstrap takes 0 (no intervals) or a number of draws >= 2; "
+                            f"got {bootstrap!r}")
     clf = classifier if classifier is not None else load_classifier()
     seg = segmenter if segmenter is not None else load_segmenter()
     k, res = model.config.num_classes, model.config.resolution
@@ -64,7 +119,8 @@ def evaluate_world_model(model, per_class: int = 200, truncation: float = 1.0, s
     real_feats = feats[n:].reshape(2, k, per_class, -1)
     real_pred = pred[n:].reshape(2, k, per_class)
     diversity = diversity_table({c: images[labels == c] for c in range(k)},
-                                {c: real[0][c] for c in range(k)}, seg)
+                                {c: real[0][c] for c in range(k)}, seg, bootstrap=bootstrap,
+                                level=INTERVAL_LEVEL, seed=seed)
     rows = []
     for c in range(k):
         mine = labels == c
@@ -75,6 +131,9 @@ def evaluate_world_model(model, per_class: int = 200, truncation: float = 1.0, s
             "frechet": frechet_distance(feats[:n][mine], real_feats[0, c]),
             "frechet_real_vs_real": frechet_distance(real_feats[1, c], real_feats[0, c]),
         }
+        if bootstrap:
+            row["accuracy_interval"] = list(wilson_interval(
+                int(np.sum(pred[:n][mine] == c)), int(np.sum(mine))))
         row.update({key: v for key, v in diversity[c].items() if key != "class"})
         rows.append(row)
     mean_fd = float(np.mean([r["frechet"] for r in rows]))
@@ -94,6 +153,11 @@ def evaluate_world_model(model, per_class: int = 200, truncation: float = 1.0, s
         "frechet_over_floor": mean_fd / mean_floor, "min_diversity_ratio": min_ratio,
         "bars": bars, "thresholds": BARS, "classes": rows,
     }
+    if bootstrap:
+        result["interval_level"] = INTERVAL_LEVEL
+        result["bootstrap"] = int(bootstrap)
+        result["accuracy_interval"] = list(wilson_interval(int(np.sum(pred[:n] == labels)), n))
+        result["bar_verdicts"] = bar_verdicts(result)
     if sheet_samples:  # at most the samples each class has
         shown = min(int(sheet_samples), int(per_class))
         first = np.concatenate([images[labels == c][:shown] for c in range(k)])
@@ -115,9 +179,28 @@ def format_table(result: dict) -> str:
     lines.append(f"{'all':<11} {result['accuracy']:>6.1%} {'':>6} {result['mean_frechet']:>7.1f} "
                  f"{result['mean_frechet_real_vs_real']:>6.1f}   FD / floor "
                  f"{result['frechet_over_floor']:.1f}")
+    verdicts = result.get("bar_verdicts", {})
+    level = result.get("interval_level")
     for name, ok in result["bars"].items():
-        lines.append(f"  {name}: {'yes' if ok else 'NO'}")
+        note = (f"  ({level:.0%} intervals: {verdicts[name]})" if name in verdicts
+                and name != "frechet_within_5x_floor" else "")
+        lines.append(f"  {name}: {'yes' if ok else 'NO'}{note}")
+    if verdicts:
+        lo, hi = result["accuracy_interval"]
+        lines.append(f"  overall accuracy interval {lo:.1%}-{hi:.1%}; smallest spread ratios' "
+                     f"intervals: " + ", ".join(
+                         f"{f} {_lowest_interval(result, f)}" for f in FACTORS))
     return "\n".join(lines)
+
+
+def _lowest_interval(result: dict, factor: str) -> str:
+    """The class with the lowest ``factor`` ratio and its interval, as text."""
+    rows = [r for r in result["classes"] if np.isfinite(r[f"{factor}_ratio"])]
+    if not rows:
+        return "n/a"
+    row = min(rows, key=lambda r: r[f"{factor}_ratio"])
+    lo, hi = row[f"{factor}_ratio_interval"]
+    return f"{row['name']} {row[f'{factor}_ratio']:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
 def awareness_findings(model, awareness=None, ablation_latents: int = 32, seed: int = 0,

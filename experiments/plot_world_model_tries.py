@@ -5,7 +5,8 @@
 
 Reads ``DIR/tries.json`` (one entry per evaluated model: the evaluation JSON that
 ``experiments/evaluate_world_model.py`` wrote, the run it came from, its config overrides,
-step and machine), prints a markdown table of the bars for each, and draws, per family,
+step and machine), prints a markdown table of the bars for each (with the evaluation's
+verdicts where it has intervals: met, missed, or within noise), and draws, per family,
 overall accuracy against the smallest area-spread ratio over classes, with the points of
 one run joined in step order and the issue's bars (98% overall, 0.70) as dashed lines.
 """
@@ -33,14 +34,24 @@ def summarize(entry: dict, result: dict) -> dict:
         "frechet_over_floor": result["frechet_over_floor"],
         **{f"{f}_min": min(v) for f, v in spread.items()},
         **{f"{f}_below": sum(x < BAR_SPREAD for x in v) for f, v in spread.items()},
+        "verdicts": result.get("bar_verdicts"),
     }
+
+
+def verdict_text(verdicts) -> str:
+    """``class accuracy / overall / spreads`` verdicts, short (— without intervals)."""
+    if not verdicts:
+        return "—"
+    short = {"met": "met", "missed": "missed", "within noise": "noise"}
+    return " / ".join(short[verdicts[k]] for k in
+                      ("every_class_accuracy", "overall_accuracy", "diversity_every_class"))
 
 
 def table(rows: list[dict]) -> str:
     head = ("| family | run | step | machine | CPU min | samples / class | accuracy "
             "| worst class | Fréchet / floor | area min (classes < 0.70) | centre min (< 0.70) "
-            "| background min |")
-    lines = [head, "|" + " --- |" * 12]
+            "| background min | 90% verdicts: class acc. / overall / spreads |")
+    lines = [head, "|" + " --- |" * 13]
     for r in rows:
         minutes = "" if r["cpu_minutes"] is None else f"{r['cpu_minutes']:g}"
         lines.append(
@@ -48,7 +59,8 @@ def table(rows: list[dict]) -> str:
             f"| {r['per_class']} "
             f"| {100 * r['accuracy']:.1f}% | {r['worst_class']} {100 * r['worst_accuracy']:.1f}% "
             f"| {r['frechet_over_floor']:.1f}× | {r['area_min']:.2f} ({r['area_below']}) "
-            f"| {r['centre_min']:.2f} ({r['centre_below']}) | {r['background_min']:.2f} |")
+            f"| {r['centre_min']:.2f} ({r['centre_below']}) | {r['background_min']:.2f} "
+            f"| {verdict_text(r['verdicts'])} |")
     return "\n".join(lines)
 
 

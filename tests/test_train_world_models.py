@@ -93,7 +93,10 @@ def test_tries_table_and_figure_read_the_evaluations(tmp_path):
     assert tries.main(["--dir", str(tmp_path)]) == 0
     assert (tmp_path / "tradeoff.png").stat().st_size > 0
     assert "| biggan | r | 2,500 | cpu |  | 200 | 98.0% | class1 96.0% | 3.0× | 0.69 (1) " \
-        "| 0.60 (2) | 1.00 |" in tries.table(rows)
+        "| 0.60 (2) | 1.00 | — |" in tries.table(rows)
+    rows[1]["verdicts"] = {"every_class_accuracy": "met", "overall_accuracy": "within noise",
+                           "diversity_every_class": "missed"}
+    assert tries.table(rows).splitlines()[-1].endswith("| 1.00 | met / noise / missed |")
 
 
 def test_tries_without_a_manifest_is_an_error(tmp_path, capsys):

@@ -250,6 +250,19 @@ def test_class_grouped_real_batches():
     assert sorted(seen.tolist()) == list(range(16))
 
 
+def test_larger_class_groups_fill_every_pack_with_one_class():
+    tc = dataclasses.replace(TC, batch_size=16, d_class_groups=True, d_group=8, d_pack=8)
+    _, labels = real_batch(tc, 2)
+    packed = np.asarray(pack_samples(jnp.asarray(labels[0], jnp.float32)[:, None, None, None],
+                                     8))
+    assert packed.shape == (2, 1, 1, 8)
+    for p in packed[:, 0, 0]:  # every member of a pack has the pack's class
+        assert len(set(p.tolist())) == 1
+    # balanced over steps: 2 groups a step, 8 steps cover each class once
+    seen = np.concatenate([real_batch(tc, s)[1][0, :2] for s in range(8)])
+    assert sorted(seen.tolist()) == list(range(16))
+
+
 def test_class_grouped_training_runs(tmp_path):
     tc = dataclasses.replace(TC, steps=2, d_minibatch_std=True, d_class_groups=True)
     train(tc, tmp_path, progress=False)
@@ -302,14 +315,26 @@ def test_packed_discriminator_gives_one_logit_per_pack():
     np.testing.assert_array_equal(d.apply({"params": params}, x, y.at[5].set(2)), logits)
 
 
-def test_packed_training_runs(tmp_path):
-    tc = dataclasses.replace(TC, steps=2, d_class_groups=True, d_pack=2)
+def test_packed_training_runs(tmp_path):  # packs of 4 from class groups of 8
+    tc = dataclasses.replace(TC, steps=2, batch_size=16, d_class_groups=True, d_group=8,
+                             d_pack=4)
     train(tc, tmp_path, progress=False)
     assert all(np.isfinite(v) for row in _log(tmp_path) for v in row.values())
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"d_pack": 3}, "d_pack must be 1, 2 or 4 (it divides the class groups of 4); got 3"),
+    ({"d_pack": 3}, "d_pack must divide the class groups of 4 samples (d_group); got 3"),
+    ({"d_pack": 0}, "d_pack must divide the class groups of 4 samples (d_group); got 0"),
+    ({"d_group": 6, "d_pack": 4}, "d_pack must divide the class groups of 6 samples "
+                                  "(d_group); got 4"),
+    ({"d_group": 0}, "d_group must be >= 1; got 0"),
+    ({"d_group": 8, "d_class_groups": False},
+     "d_group sizes the class groups; set d_class_groups too"),
+    ({"d_group": 8, "d_pack": 1, "d_minibatch_std": True},
+     "the minibatch standard deviation works on groups of 4; d_group must stay 4 with "
+     "d_minibatch_std, got 8"),
+    ({"d_group": 8, "batch_size": 12}, "d_class_groups draws groups of 8 samples of one "
+                                       "class; batch_size must be a multiple of 8, got 12"),
     ({"d_class_groups": False}, "d_pack packs samples of one class; set d_class_groups too"),
     ({"d_minibatch_std": True}, "d_pack and d_minibatch_std cannot be combined: the "
                                 "minibatch groups of packs would mix classes; choose one"),

@@ -30,7 +30,7 @@ background) that a generator must spread as widely as the data does:
   independently drawn images do not; D learns that difference itself instead of reading a
   fixed statistic. Pack ``p`` holds samples ``p, p + B/pack, ...`` (:func:`pack_samples`),
   and its label is sample ``p``'s, so its members must share a class: with
-  :func:`class_group_layout` and ``pack`` dividing :data:`MINIBATCH_GROUP` they do.
+  :func:`class_group_layout` and ``pack`` dividing its group size they do.
 """
 
 from __future__ import annotations

@@ -9,10 +9,11 @@ exponential moving average of the generator's plain parameters.
 Randomness is a pure function of ``(seed, step)``: latents and fake classes come from
 ``fold_in(PRNGKey(seed), step)``; real images are toy-world images
 ``step * d_steps * batch ...`` of ``data_seed`` (an endless, never-repeating stream; with
-``d_class_groups`` rendered in classes drawn four at a time, see :func:`real_batch`). So a
-run resumed from a checkpoint computes exactly what the uninterrupted run computes. With
-``mode_seeking_start`` the first steps run the very step the config without mode seeking
-compiles, so such a run can also branch from a plain run's checkpoint (:meth:`TrainConfig.before`).
+``d_class_groups`` rendered in classes drawn ``d_group`` (four) at a time, see
+:func:`real_batch`). So a run resumed from a checkpoint computes exactly what the
+uninterrupted run computes. With ``mode_seeking_start`` the first steps run the very step
+the config without mode seeking compiles, so such a run can also branch from a plain run's
+checkpoint (:meth:`TrainConfig.before`).
 
 :func:`train` checkpoints every ``checkpoint_every`` steps (atomically, to
 ``out/checkpoint``), resumes from it when present, and at the end folds the spectral
@@ -93,7 +94,8 @@ class TrainConfig:
     mode_seeking_start: int = 0  # the term joins G's loss after this many steps, which run
     # exactly as the run without it would: a plain run's checkpoint up to here resumes
     d_class_groups: bool = False  # minibatch-std groups share one class (real and fake)
-    d_pack: int = 1  # D judges packs of this many same-class samples (PacGAN); 1, 2 or 4
+    d_pack: int = 1  # D judges packs of this many same-class samples (PacGAN); divides d_group
+    d_group: int = MINIBATCH_GROUP  # samples per class group (d_class_groups)
 
     def __post_init__(self):
         if self.model.num_classes != WORLD.num_classes:
@@ -110,9 +112,17 @@ class TrainConfig:
         if self.mode_seeking and self.batch_size % 2:
             raise JaxawareError(f"mode_seeking pairs the samples of a G batch; batch_size "
                                 f"must be even, got {self.batch_size}")
-        if self.d_pack not in (1, 2, 4):
-            raise JaxawareError(f"d_pack must be 1, 2 or 4 (it divides the class groups of "
-                                f"{MINIBATCH_GROUP}); got {self.d_pack}")
+        if self.d_group < 1:
+            raise JaxawareError(f"d_group must be >= 1; got {self.d_group}")
+        if self.d_pack < 1 or self.d_group % self.d_pack:
+            raise JaxawareError(f"d_pack must divide the class groups of {self.d_group} "
+                                f"samples (d_group); got {self.d_pack}")
+        if self.d_group != MINIBATCH_GROUP and not self.d_class_groups:
+            raise JaxawareError("d_group sizes the class groups; set d_class_groups too")
+        if self.d_group != MINIBATCH_GROUP and self.d_minibatch_std:
+            raise JaxawareError(f"the minibatch standard deviation works on groups of "
+                                f"{MINIBATCH_GROUP}; d_group must stay {MINIBATCH_GROUP} "
+                                f"with d_minibatch_std, got {self.d_group}")
         if self.d_pack > 1 and not self.d_class_groups:
             raise JaxawareError("d_pack packs samples of one class; set d_class_groups too")
         if self.d_pack > 1 and self.d_minibatch_std:
@@ -122,10 +132,10 @@ class TrainConfig:
             raise JaxawareError("d_class_groups arranges the batches for the minibatch "
                                 "standard deviation or packing; set d_minibatch_std or "
                                 "d_pack too")
-        if self.d_class_groups and self.batch_size % MINIBATCH_GROUP:
-            raise JaxawareError(f"d_class_groups draws groups of {MINIBATCH_GROUP} samples "
+        if self.d_class_groups and self.batch_size % self.d_group:
+            raise JaxawareError(f"d_class_groups draws groups of {self.d_group} samples "
                                 f"of one class; batch_size must be a multiple of "
-                                f"{MINIBATCH_GROUP}, got {self.batch_size}")
+                                f"{self.d_group}, got {self.batch_size}")
         if self.model.resolution not in (32, 64):
             raise JaxawareError(f"the toy world renders 32 or 64 px; the model config gives "
                                 f"{self.model.resolution}")
@@ -209,16 +219,16 @@ def init_state(tc: TrainConfig) -> dict:
 def real_batch(tc: TrainConfig, step: int) -> tuple[np.ndarray, np.ndarray]:
     """Real images ``[d_steps, B, R, R, 3]`` and labels ``[d_steps, B]`` of a step.
 
-    With ``d_class_groups`` the classes come balanced per group of :data:`MINIBATCH_GROUP`
+    With ``d_class_groups`` the classes come balanced per group of ``d_group`` samples
     (each group one class, laid out by :func:`class_group_layout`); the images are still
     the world's images ``step * d_steps * B ...``, rendered in those classes.
     """
     n = tc.d_steps * tc.batch_size
     shape = (tc.d_steps, tc.batch_size)
     if tc.d_class_groups:
-        g = n // MINIBATCH_GROUP
+        g = n // tc.d_group
         groups = balanced_classes(g, seed=tc.data_seed, start=int(step) * g)
-        classes = class_group_layout(groups.reshape(tc.d_steps, -1)).reshape(-1)
+        classes = class_group_layout(groups.reshape(tc.d_steps, -1), tc.d_group).reshape(-1)
         images, _ = render(classes, seed=tc.data_seed, start=int(step) * n,
                            resolution=tc.model.resolution)
     else:
@@ -251,7 +261,7 @@ def compiled_step(tc: TrainConfig):
         z = base_latents(cfg, kz, (tc.batch_size, cfg.z_dim))
         if tc.d_class_groups:
             y = class_group_layout(
-                jax.random.randint(ky, (tc.batch_size // MINIBATCH_GROUP,), 0, k))
+                jax.random.randint(ky, (tc.batch_size // tc.d_group,), 0, k), tc.d_group)
         elif paired:
             y = jax.random.randint(ky, (tc.batch_size // 2,), 0, k)
             y = jnp.concatenate([y, y])

@@ -11,7 +11,9 @@ both model families.
     original BigGAN-128 (the 138k release architecture, vs our PyTorch reference of
     BigGAN-PyTorch's generator).
 
-Each measurement runs in its own subprocess so that its peak RSS is its own. Weights are
+Each measurement runs in its own subprocess so that its peak RSS is its own (``--quick``
+runs all but the first in this process: it checks that every part runs, and its memory
+figures are not each part's own). Weights are
 random (real ones cannot be downloaded here) but built and saved in the real format and
 converted by ``jaxaware convert``'s code path; timings do not depend on weight values.
 
@@ -57,12 +59,12 @@ def part_machine(args) -> dict:
     import jax
     import jax.numpy as jnp
 
-    n = 4096
+    n = 1024 if args.quick else 4096
     a = jnp.ones((n, n), jnp.float32)
     mm = jax.jit(lambda x: x @ x)
     mm(a).block_until_ready()
     best = min(_time(lambda: mm(a).block_until_ready()) for _ in range(3))
-    x = jnp.ones(2**27, jnp.float32)  # 512 MiB
+    x = jnp.ones(2**22 if args.quick else 2**27, jnp.float32)  # 16 / 512 MiB
     inc = jax.jit(lambda v: v + 1)
     inc(x).block_until_ready()
     bw = min(_time(lambda: inc(x).block_until_ready()) for _ in range(3))
@@ -198,11 +200,16 @@ PARTS = {
 }
 
 
-def run_part(name: str, **kw) -> dict:
-    cmd = [sys.executable, __file__, "--part", name]
-    for k, v in kw.items():
-        cmd += [f"--{k.replace('_', '-')}", str(v)]
+def run_part(name: str, args=None, **kw) -> dict:
+    """Part ``name`` with options ``kw`` in a fresh process, or in this one with ``args``
+    (the parsed options, which ``kw`` then overrides)."""
     print(f"  running {name} ...", flush=True)
+    if args is not None:
+        return PARTS[name](argparse.Namespace(**{**vars(args), **kw}))
+    cmd = [sys.executable, __file__, "--part", name] + (["--quick"] if "quick" in kw else [])
+    for k, v in kw.items():
+        if k != "quick":
+            cmd += [f"--{k.replace('_', '-')}", str(v)]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if out.returncode != 0:
         sys.stderr.write(out.stderr)
@@ -266,7 +273,8 @@ def main() -> None:
         args.classes, args.torch_classes, args.latents, args.repeats = 16, 2, 64, 1
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
-    machine = run_part("machine")
+    machine = run_part("machine", **({"quick": True} if args.quick else {}))
+    here = args if args.quick else None  # quick: the other parts in this process
     names = {"deep": ("biggan-deep-256", "biggan-deep-128"),
              "biggan": ("biggan-256", "biggan-128-138k")}
     if args.quick:  # the small test architectures: checks every part runs, in seconds
@@ -278,13 +286,13 @@ def main() -> None:
             models = make_models(work, [aw_name, im_name])
             (ckpt_a, w_a), (ckpt_i, w_i) = models[aw_name], models[im_name]
             torch_suffix = "" if family == "deep" else "-biggan"
-            aw[family] = (aw_name, run_part("awareness-jax", weights=w_a, chunk=args.chunk,
-                                            **common),
-                          run_part("awareness-torch" + torch_suffix, checkpoint=ckpt_a,
+            aw[family] = (aw_name, run_part("awareness-jax", here, weights=w_a,
+                                            chunk=args.chunk, **common),
+                          run_part("awareness-torch" + torch_suffix, here, checkpoint=ckpt_a,
                                    torch_classes=args.torch_classes, **common))
-            im[family] = (im_name, run_part("images-jax", weights=w_i, batch=args.batch,
+            im[family] = (im_name, run_part("images-jax", here, weights=w_i, batch=args.batch,
                                             repeats=args.repeats),
-                          run_part("images-torch" + torch_suffix, checkpoint=ckpt_i,
+                          run_part("images-torch" + torch_suffix, here, checkpoint=ckpt_i,
                                    batch=args.batch, repeats=args.repeats))
     _, aj, at = aw["deep"]
     ij, it = im["deep"][1:]

@@ -179,6 +179,14 @@ def test_late_mode_seeking_runs_the_plain_steps_first_and_branches_from_a_plain_
                                                      progress=False).variables)
 
 
+def test_a_late_mode_seeking_phase_shares_the_compiled_step_of_a_run_with_the_term():
+    late = dataclasses.replace(TC, mode_seeking=0.5, mode_seeking_start=5)
+    early = dataclasses.replace(TC, mode_seeking=0.5)
+    assert late.before(6).compute_key() == early.before(1).compute_key()
+    assert late.before(5).compute_key() == TC.compute_key()  # the plain phase: the plain step
+    assert late.compute_key() != dataclasses.replace(TC, mode_seeking=2.0).compute_key()
+
+
 def test_a_plain_checkpoint_past_the_mode_seeking_start_is_refused(run):
     out, _ = run  # its 5 steps ran without the term; a run starting it at 3 did not
     late = dataclasses.replace(TC, mode_seeking=0.5, mode_seeking_start=3)

@@ -171,9 +171,14 @@ class TrainConfig:
         return self
 
     def compute_key(self) -> TrainConfig:
-        """The fields the compiled step depends on (others zeroed): the jit cache key."""
+        """The fields the compiled step depends on (others zeroed): the jit cache key.
+
+        ``mode_seeking_start`` is not one of them: :meth:`before` picks the phase, and a
+        late run's mode-seeking steps are the very steps of a run with the term from the
+        start (one compile for both)."""
         return dataclasses.replace(self, steps=0, checkpoint_every=1, log_every=1, seed=0,
-                                   data_seed=0, standing_batches=1, standing_batch_size=1)
+                                   data_seed=0, standing_batches=1, standing_batch_size=1,
+                                   mode_seeking_start=0)
 
 
 def hinge_d_loss(real_logits, fake_logits):

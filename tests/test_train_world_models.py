@@ -4,6 +4,7 @@ evaluate_world_model.py's ``--raw``. Training itself is tested in tests/test_tra
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from pathlib import Path
 
@@ -34,10 +35,23 @@ def test_set_overrides_fields_with_their_types():
     assert script.override(base, []) == base
 
 
+def test_set_overrides_generator_fields():
+    base = script.CONFIGS["toyworld-biggan"]
+    tc = script.override(base, ["model.channel_width=24", "d_ch=32", "model.eps=0.001"])
+    assert tc.model == dataclasses.replace(base.model, channel_width=24, eps=1e-3)
+    assert tc.d_ch == 32 and tc.steps == base.steps
+    # the family config still checks the result: 30-wide latent chunks need z_dim % 4 == 0
+    with pytest.raises(JaxawareError, match="^z_dim 121 does not split into 4 equal chunks"):
+        script.override(base, ["model.z_dim=121"])
+
+
 @pytest.mark.parametrize("item, message", [
     ("x=1", "--set takes FIELD=VALUE with FIELD one of "),
     ("d_ch", "--set takes FIELD=VALUE with FIELD one of "),
     ("model=1", "--set takes FIELD=VALUE with FIELD one of "),
+    ("model.attention=16", "--set takes FIELD=VALUE with FIELD one of "),
+    ("model.nope=1", "--set takes FIELD=VALUE with FIELD one of "),
+    ("model.channel_width=wide", "--set model.channel_width takes an integer; got 'wide'"),
     ("d_ch=abc", "--set d_ch takes an integer; got 'abc'"),
     ("d_ch=1.5", "--set d_ch takes an integer; got '1.5'"),
     ("d_coords=1", "--set d_coords takes true or false; got '1'"),

@@ -125,22 +125,36 @@ def _worker(path: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def eight(tmp_path_factory):
-    """The 8-device subprocess's arrays."""
+def eight_worker(tmp_path_factory):
+    """The 8-device subprocess, started before this process computes :func:`one` so the two
+    overlap (much of each is single-threaded compiling); stopped if a test fails first."""
     out = tmp_path_factory.mktemp("parallel") / "eight.npz"
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
            "PYTHONPATH": str(ROOT)}
-    run = subprocess.run([sys.executable, __file__, "worker", str(out)], capture_output=True,
-                         text=True, timeout=WORKER_TIMEOUT, cwd=out.parent, env=env)
-    assert run.returncode == 0, run.stderr[-3000:]
-    with np.load(out) as f:
-        return {k: f[k] for k in f.files}
+    log = out.with_suffix(".log")  # a file, not a pipe: nothing blocks on a full buffer
+    with open(log, "w") as sink:
+        proc = subprocess.Popen([sys.executable, __file__, "worker", str(out)],
+                                stdout=sink, stderr=subprocess.STDOUT, cwd=out.parent, env=env)
+    yield proc, out, log
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.fixture(scope="module")
-def one():
+def one(eight_worker):
     assert jax.device_count() == 1  # the test process itself keeps one device
     return _results(None)
+
+
+@pytest.fixture(scope="module")
+def eight(eight_worker, one):
+    """The 8-device subprocess's arrays."""
+    proc, out, log = eight_worker
+    proc.wait(timeout=WORKER_TIMEOUT)
+    assert proc.returncode == 0, log.read_text()[-3000:]
+    with np.load(out) as f:
+        return {k: f[k] for k in f.files}
 
 
 # -- 8 devices (and 3) equal 1 ----------------------------------------------------------------

@@ -21,13 +21,18 @@ export XLA_PYTHON_CLIENT_PREALLOCATE=false  # the runs share one device's memory
 export JAX_DEFAULT_MATMUL_PRECISION=${JAX_DEFAULT_MATMUL_PRECISION:-highest}  # float32, as on CPU
 py=${PYTHON:-python3}
 P4="--set d_minibatch_std=false --set d_class_groups=true --set d_pack=4"
-# name | model | overrides | steps | then resume to (0: no resume)
+P8="--set d_minibatch_std=false --set d_class_groups=true --set d_group=8 --set d_pack=8"
+# name | model | overrides | steps | then resume to (0: no resume). The first five ran on an
+# H200 (docs/world-models.md); p4-g24 and p8-b64 are past the CPU's time bar and not yet run
+# (ONLY='p4-g24 p8-b64' for just those).
 VARIANTS=(
   "p4|toyworld-biggan|$P4 --set d_ch=32|10000|20000"
   "p4-ema9995|toyworld-biggan|$P4 --set d_ch=32 --set ema_decay=0.9995|10000|0"
   "p4-lrg2|toyworld-biggan|$P4 --set d_ch=32 --set lr_g=0.0002|10000|0"
   "p4-d48|toyworld-biggan|$P4 --set d_ch=48|10000|0"
   "deep-p4|toyworld-biggan-deep|$P4 --set d_ch=32|12000|0"
+  "p4-g24|toyworld-biggan|$P4 --set d_ch=32 --set model.channel_width=24|10000|0"
+  "p8-b64|toyworld-biggan|$P8 --set d_ch=32 --set batch_size=64|10000|0"
 )
 eval_share=100 extra="" per=200  # evaluating five models took 76 s on an H200
 if [ "$dry" = "--dry" ]; then  # a few steps of each, compiled fast

@@ -127,11 +127,13 @@ def test_device_sweep_variants_are_valid_configs_of_the_training_script():
     path = ROOT / "experiments" / "device_sweep.sh"
     assert subprocess.run(["bash", "-n", str(path)]).returncode == 0
     text = path.read_text()
-    p4 = re.search(r'^P4="([^"]*)"', text, re.M).group(1)
+    packs = dict(re.findall(r'^(P\d)="([^"]*)"', text, re.M))
     variants = re.findall(r'^  "([^|"]+)\|([^|"]+)\|([^|"]*)\|(\d+)\|(\d+)"$', text, re.M)
     assert len(variants) >= 2
     for name, model, sets, steps, resume in variants:
-        items = re.findall(r"--set (\S+)", sets.replace("$P4", p4))
+        for var, value in packs.items():
+            sets = sets.replace(f"${var}", value)
+        items = re.findall(r"--set (\S+)", sets)
         tc = script.override(script.CONFIGS[model], items)
-        assert tc.d_pack == 4 and int(steps) > 0, name
+        assert tc.d_pack in (4, 8) and int(steps) > 0, name
         assert int(resume) == 0 or int(resume) > int(steps), name

@@ -37,6 +37,7 @@ from jaxaware.train.discriminator import (
     Discriminator,
     class_group_layout,
     default_dconfig,
+    layout_view,
     minibatch_std,
     pack_samples,
 )
@@ -323,13 +324,6 @@ def test_packed_discriminator_gives_one_logit_per_pack():
     np.testing.assert_array_equal(d.apply({"params": params}, x, y.at[5].set(2)), logits)
 
 
-def test_packed_training_runs(tmp_path):  # packs of 4 from class groups of 8
-    tc = dataclasses.replace(TC, steps=2, batch_size=16, d_class_groups=True, d_group=8,
-                             d_pack=4)
-    train(tc, tmp_path, progress=False)
-    assert all(np.isfinite(v) for row in _log(tmp_path) for v in row.values())
-
-
 @pytest.mark.parametrize("changes, message", [
     ({"d_pack": 3}, "d_pack must divide the class groups of 4 samples (d_group); got 3"),
     ({"d_pack": 0}, "d_pack must divide the class groups of 4 samples (d_group); got 0"),
@@ -349,6 +343,59 @@ def test_packed_training_runs(tmp_path):  # packs of 4 from class groups of 8
 ])
 def test_pack_bad_config(changes, message):
     kwargs = {"d_class_groups": True, "d_pack": 2, **changes}
+    with pytest.raises(JaxawareError, match="^" + re.escape(message) + "$"):
+        dataclasses.replace(TC, **kwargs)
+
+
+def test_layout_view_is_the_mean_of_each_square():
+    x = np.random.default_rng(4).normal(size=(2, 32, 32, 3)).astype(np.float32)
+    out = np.asarray(layout_view(jnp.asarray(x), 8))
+    assert out.shape == (2, 8, 8, 3)
+    np.testing.assert_allclose(out[1, 2, 5], x[1, 8:12, 20:24].mean(axis=(0, 1)), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(layout_view(jnp.asarray(x), 4))[0, 3, 0],
+                               x[0, 24:32, 0:8].mean(axis=(0, 1)), atol=1e-6)
+    with pytest.raises(ValueError, match="^a layout view of 5 px needs square images whose "
+                                         "side it divides; got 32x32$"):
+        layout_view(jnp.asarray(x), 5)
+
+
+def test_packed_training_with_a_layout_discriminator_runs(tmp_path):
+    # packs of 4 from class groups of 8 for the main D; packs of 8 for the layout D
+    tc = dataclasses.replace(TC, steps=2, checkpoint_every=1, batch_size=16,
+                             d_class_groups=True, d_group=8, d_pack=4, d_coords=True,
+                             d_layout=0.5, d_layout_pack=8)
+    train(tc, tmp_path, progress=False, stop_after=1)
+    rows = _log(tmp_path)
+    assert {"dl_loss", "g_layout"} <= set(rows[0])
+    assert all(np.isfinite(v) for row in rows for v in row.values())
+    start = init_state(tc)
+    state = ckpt.load(tmp_path / "checkpoint", start, tc)
+    # its own parameters, packs of 8 of the 8-px view (3 x 8 image channels + 2 coordinates)
+    assert state["dl"]["block0"]["conv1"]["kernel"].shape == (3, 3, 26, 4)
+    moved = jax.tree_util.tree_map(lambda a, b: not np.allclose(a, b), state["dl"], start["dl"])
+    assert all(jax.tree_util.tree_leaves(moved))  # one update moved every layout-D weight
+    # a run without it keeps the state it always had (old checkpoints still load)
+    assert "dl" not in init_state(TC)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"d_layout": -1.0}, "d_layout must be >= 0; got -1.0"),
+    ({"d_layout": 0.0}, "d_layout_size and d_layout_pack shape the layout discriminator; "
+                        "set d_layout > 0 too"),
+    ({"d_layout_pack": 3}, "d_layout_pack must divide the class groups of 4 samples "
+                           "(d_group); got 3"),
+    ({"d_layout_pack": 2, "d_class_groups": False, "d_pack": 1},
+     "d_layout_pack packs samples of one class; set d_class_groups too"),
+    ({"d_layout_size": 32}, "d_layout_size must be >= 4, below the resolution 32 and divide "
+                            "it; got 32"),
+    ({"d_layout_size": 6}, "d_layout_size must be >= 4, below the resolution 32 and divide "
+                           "it; got 6"),
+    ({"d_layout_size": 2}, "d_layout_size must be >= 4, below the resolution 32 and divide "
+                           "it; got 2"),
+])
+def test_layout_bad_config(changes, message):
+    kwargs = {"d_class_groups": True, "d_pack": 2, "d_layout": 1.0, "d_layout_pack": 4,
+              **changes}
     with pytest.raises(JaxawareError, match="^" + re.escape(message) + "$"):
         dataclasses.replace(TC, **kwargs)
 

@@ -31,6 +31,11 @@ background) that a generator must spread as widely as the data does:
   fixed statistic. Pack ``p`` holds samples ``p, p + B/pack, ...`` (:func:`pack_samples`),
   and its label is sample ``p``'s, so its members must share a class: with
   :func:`class_group_layout` and ``pack`` dividing its group size they do.
+
+A *layout* discriminator (:func:`layout_dconfig`, :func:`layout_view`) is a second, small
+D that sees the images average-pooled to a few pixels a side, where an object is a blob of
+some size at some place on some background and its details are gone: the judgement it
+can give the generator is about those class-independent factors alone.
 """
 
 from __future__ import annotations
@@ -81,6 +86,25 @@ def default_dconfig(resolution: int, ch: int, num_classes: int, coords: bool = F
                        (True, True, True, True, False), num_classes, coords, minibatch_std,
                        pack)
     raise ValueError(f"no default discriminator for resolution {resolution}; use 32 or 64")
+
+
+def layout_dconfig(ch: int, num_classes: int, coords: bool = False,
+                   pack: int = 1) -> DConfig:
+    """The layout discriminator: three blocks of widths (ch, 2ch, 2ch), the second halving
+    the pooled image (8 px -> 4 px), packs of ``pack`` as in the main D."""
+    return DConfig((ch, 2 * ch, 2 * ch), (False, True, False), num_classes, coords, False,
+                   pack)
+
+
+def layout_view(images, size: int):
+    """``[B, R, R, C] -> [B, size, size, C]``: the mean of each ``R/size`` square (``size``
+    must divide ``R``)."""
+    b, r, r2, c = images.shape
+    if r != r2 or r % size:
+        raise ValueError(f"a layout view of {size} px needs square images whose side it "
+                         f"divides; got {r}x{r2}")
+    f = r // size
+    return images.reshape(b, size, f, size, f, c).mean(axis=(2, 4))
 
 
 def _pool(x):

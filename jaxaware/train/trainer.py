@@ -15,6 +15,14 @@ uninterrupted run computes. With ``mode_seeking_start`` the first steps run the 
 the config without mode seeking compiles, so such a run can also branch from a plain run's
 checkpoint (:meth:`TrainConfig.before`).
 
+With ``d_layout > 0`` a second, small discriminator (the *layout* D,
+:func:`~jaxaware.train.discriminator.layout_dconfig`) judges the same reals and fakes
+average-pooled to ``d_layout_size`` px, in packs of ``d_layout_pack`` of one class, and
+never augmented; G's loss adds ``d_layout`` times its hinge term. It sees only where an
+object is, how large, on what background, so the pressure it puts on the generator to
+spread those as the data does is not spent on texture (as the pixel-space mode-seeking
+term's is).
+
 :func:`train` checkpoints every ``checkpoint_every`` steps (atomically, to
 ``out/checkpoint``), resumes from it when present, and at the end folds the spectral
 norm into the (EMA) generator, fills the 51 standing-statistics rows and saves a plain
@@ -48,6 +56,8 @@ from jaxaware.train.discriminator import (
     Discriminator,
     class_group_layout,
     default_dconfig,
+    layout_dconfig,
+    layout_view,
 )
 from jaxaware.train.init import init_discriminator, init_generator
 from jaxaware.train.spectral import (
@@ -96,6 +106,9 @@ class TrainConfig:
     d_class_groups: bool = False  # minibatch-std groups share one class (real and fake)
     d_pack: int = 1  # D judges packs of this many same-class samples (PacGAN); divides d_group
     d_group: int = MINIBATCH_GROUP  # samples per class group (d_class_groups)
+    d_layout: float = 0.0  # weight in G's loss of a layout D on d_layout_size-px views (0: off)
+    d_layout_size: int = 8  # the layout D's view: the images average-pooled to this many px
+    d_layout_pack: int = 1  # the layout D judges packs of this many (divides d_group)
 
     def __post_init__(self):
         if self.model.num_classes != WORLD.num_classes:
@@ -136,6 +149,22 @@ class TrainConfig:
             raise JaxawareError(f"d_class_groups draws groups of {self.d_group} samples "
                                 f"of one class; batch_size must be a multiple of "
                                 f"{self.d_group}, got {self.batch_size}")
+        if self.d_layout < 0:
+            raise JaxawareError(f"d_layout must be >= 0; got {self.d_layout}")
+        if not self.d_layout and (self.d_layout_size != 8 or self.d_layout_pack != 1):
+            raise JaxawareError("d_layout_size and d_layout_pack shape the layout "
+                                "discriminator; set d_layout > 0 too")
+        if self.d_layout_pack < 1 or self.d_group % self.d_layout_pack:
+            raise JaxawareError(f"d_layout_pack must divide the class groups of "
+                                f"{self.d_group} samples (d_group); got {self.d_layout_pack}")
+        if self.d_layout_pack > 1 and not self.d_class_groups:
+            raise JaxawareError("d_layout_pack packs samples of one class; set "
+                                "d_class_groups too")
+        if (self.d_layout_size < 4 or self.d_layout_size >= self.model.resolution
+                or self.model.resolution % self.d_layout_size):
+            raise JaxawareError(f"d_layout_size must be >= 4, below the resolution "
+                                f"{self.model.resolution} and divide it; got "
+                                f"{self.d_layout_size}")
         if self.model.resolution not in (32, 64):
             raise JaxawareError(f"the toy world renders 32 or 64 px; the model config gives "
                                 f"{self.model.resolution}")
@@ -148,6 +177,11 @@ class TrainConfig:
     def dconfig(self) -> DConfig:
         return default_dconfig(self.model.resolution, self.d_ch, self.model.num_classes,
                                self.d_coords, self.d_minibatch_std, self.d_pack)
+
+    @property
+    def layout_dconfig(self) -> DConfig:
+        return layout_dconfig(self.d_ch, self.model.num_classes, self.d_coords,
+                              self.d_layout_pack)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -209,7 +243,7 @@ def init_state(tc: TrainConfig) -> dict:
     g = init_generator(tc.model, tc.seed)
     d = init_discriminator(tc.dconfig, tc.model.resolution, tc.seed + 1)
     opt_g, opt_d = _optimizers(tc)
-    return {
+    state = {
         "step": jnp.zeros((), jnp.int32),
         "g": g,
         "d": d,
@@ -219,6 +253,11 @@ def init_state(tc: TrainConfig) -> dict:
         "d_opt": opt_d.init(d),
         "ema": jax.tree_util.tree_map(jnp.array, g),
     }
+    if tc.d_layout:  # only then, so the states of runs without it keep their structure
+        dl = init_discriminator(tc.layout_dconfig, tc.d_layout_size, tc.seed + 11)
+        state.update(dl=dl, dl_sn=init_sn_state(dl, discriminator_filter, tc.seed + 12),
+                     dl_opt=opt_d.init(dl))
+    return state
 
 
 def real_batch(tc: TrainConfig, step: int) -> tuple[np.ndarray, np.ndarray]:
@@ -250,6 +289,7 @@ def compiled_step(tc: TrainConfig):
     cfg = tc.model
     G = family_of(cfg).generator(cfg, train=True)
     D = Discriminator(tc.dconfig)
+    DL = Discriminator(tc.layout_dconfig)
     blend = statistic_weights(cfg, 1.0)
     opt_g, opt_d = _optimizers(tc)
     k = cfg.num_classes
@@ -288,13 +328,28 @@ def compiled_step(tc: TrainConfig):
         loss = hinge_d_loss(real_logits, fake_logits)
         return loss, (d_sn, jnp.mean(real_logits), jnp.mean(fake_logits))
 
-    def g_loss_fn(g_params, g_sn, d_params, d_sn, key):
+    def layout_logits(dl_norm, images, y):
+        """The layout D on the pooled images, never augmented: where and how large an
+        object is, is what it judges, and a translation would blur that."""
+        return DL.apply({"params": dl_norm}, layout_view(images, tc.d_layout_size), y)
+
+    def dl_loss_fn(dl_params, dl_sn, real, real_y, fake, fake_y):
+        dl_norm, dl_sn = spectral_normalize(dl_params, dl_sn)
+        loss = hinge_d_loss(layout_logits(dl_norm, real, real_y),
+                            layout_logits(dl_norm, fake, fake_y))
+        return loss, dl_sn
+
+    def g_loss_fn(g_params, g_sn, d_params, d_sn, dl_params, dl_sn, key):
         g_norm, g_sn = spectral_normalize(g_params, g_sn)
         fake, y, z = generate(g_norm, key, paired=bool(tc.mode_seeking))
         d_norm, _ = spectral_normalize(d_params, d_sn)
         loss = hinge_g_loss(D.apply({"params": d_norm},
                                     seen(fake, jax.random.fold_in(key, AUGMENT_STREAM)), y))
         extra = {}
+        if tc.d_layout:
+            dl_norm, _ = spectral_normalize(dl_params, dl_sn)
+            extra["g_layout"] = hinge_g_loss(layout_logits(dl_norm, fake, y))
+            loss = loss + tc.d_layout * extra["g_layout"]
         if tc.mode_seeking:
             extra["ms_ratio"] = mode_seeking_ratio(fake, z)
             loss = loss + tc.mode_seeking / (extra["ms_ratio"] + 1e-5)
@@ -305,6 +360,8 @@ def compiled_step(tc: TrainConfig):
         g_norm, _ = spectral_normalize(state["g"], state["g_sn"])  # same u as the G update
         g_norm = jax.lax.stop_gradient(g_norm)
         d, d_sn, d_opt = state["d"], state["d_sn"], state["d_opt"]
+        dl, dl_sn, dl_opt = state.get("dl"), state.get("dl_sn"), state.get("dl_opt")
+        layout = {}
         for i in range(tc.d_steps):
             fake, fake_y, _ = generate(g_norm, keys[i])
             (d_loss, (d_sn, real_mean, fake_mean)), grads = jax.value_and_grad(
@@ -312,8 +369,13 @@ def compiled_step(tc: TrainConfig):
                                          jax.random.fold_in(keys[i], AUGMENT_STREAM))
             updates, d_opt = opt_d.update(grads, d_opt, d)
             d = optax.apply_updates(d, updates)
+            if tc.d_layout:  # the same reals and fakes, seen as layouts
+                (layout["dl_loss"], dl_sn), grads = jax.value_and_grad(
+                    dl_loss_fn, has_aux=True)(dl, dl_sn, real[i], real_y[i], fake, fake_y)
+                updates, dl_opt = opt_d.update(grads, dl_opt, dl)
+                dl = optax.apply_updates(dl, updates)
         (g_loss, (g_sn, g_extra)), grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
-            state["g"], state["g_sn"], d, d_sn, keys[-1])
+            state["g"], state["g_sn"], d, d_sn, dl, dl_sn, keys[-1])
         updates, g_opt = opt_g.update(grads, state["g_opt"], state["g"])
         g = optax.apply_updates(state["g"], updates)
         decay = jnp.where(state["step"] >= tc.ema_start, tc.ema_decay, 0.0)
@@ -321,8 +383,10 @@ def compiled_step(tc: TrainConfig):
                                      state["ema"], g)
         new = {"step": state["step"] + 1, "g": g, "d": d, "g_sn": g_sn, "d_sn": d_sn,
                "g_opt": g_opt, "d_opt": d_opt, "ema": ema}
+        if tc.d_layout:
+            new.update(dl=dl, dl_sn=dl_sn, dl_opt=dl_opt)
         metrics = {"d_loss": d_loss, "g_loss": g_loss, "d_real": real_mean,
-                   "d_fake": fake_mean, **g_extra}
+                   "d_fake": fake_mean, **layout, **g_extra}
         return new, metrics
 
     options = FAST_COMPILE if tc.fast_compile else None

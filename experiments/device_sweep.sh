@@ -23,8 +23,8 @@ py=${PYTHON:-python3}
 P4="--set d_minibatch_std=false --set d_class_groups=true --set d_pack=4"
 P8="--set d_minibatch_std=false --set d_class_groups=true --set d_group=8 --set d_pack=8"
 # name | model | overrides | steps | then resume to (0: no resume). The first five ran on an
-# H200 (docs/world-models.md); p4-g24 and p8-b64 are past the CPU's time bar and not yet run
-# (ONLY='p4-g24 p8-b64' for just those).
+# H200 (docs/world-models.md); p4-g24 and p8-b64 are past the CPU's time bar and not yet run;
+# p4-layout ran on the CPU to its time bar only (ONLY='p4-g24 p8-b64 p4-layout' for those).
 VARIANTS=(
   "p4|toyworld-biggan|$P4 --set d_ch=32|10000|20000"
   "p4-ema9995|toyworld-biggan|$P4 --set d_ch=32 --set ema_decay=0.9995|10000|0"
@@ -33,6 +33,7 @@ VARIANTS=(
   "deep-p4|toyworld-biggan-deep|$P4 --set d_ch=32|12000|0"
   "p4-g24|toyworld-biggan|$P4 --set d_ch=32 --set model.channel_width=24|10000|0"
   "p8-b64|toyworld-biggan|$P8 --set d_ch=32 --set batch_size=64|10000|0"
+  "p4-layout|toyworld-biggan|$P4 --set d_ch=32 --set d_group=8 --set d_layout=1 --set d_layout_pack=8|10000|14000"
 )
 eval_share=100 extra="" per=200  # evaluating five models took 76 s on an H200
 if [ "$dry" = "--dry" ]; then  # a few steps of each, compiled fast

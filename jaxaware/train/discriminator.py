@@ -91,7 +91,7 @@ def default_dconfig(resolution: int, ch: int, num_classes: int, coords: bool = F
 def layout_dconfig(ch: int, num_classes: int, coords: bool = False,
                    pack: int = 1) -> DConfig:
     """The layout discriminator: three blocks of widths (ch, 2ch, 2ch), the second halving
-    the pooled image (8 px -> 4 px), packs of ``pack`` as in the main D."""
+    the pooled image (8 px -> 4 px at the default view), packs of ``pack`` as in the main D."""
     return DConfig((ch, 2 * ch, 2 * ch), (False, True, False), num_classes, coords, False,
                    pack)
 

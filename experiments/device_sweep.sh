@@ -25,6 +25,9 @@ P8="--set d_minibatch_std=false --set d_class_groups=true --set d_group=8 --set 
 # name | model | overrides | steps | then resume to (0: no resume). The first five ran on an
 # H200 (docs/world-models.md); p4-g24 and p8-b64 are past the CPU's time bar and not yet run;
 # p4-layout ran on the CPU to its time bar only (ONLY='p4-g24 p8-b64 p4-layout' for those).
+# p4-s1, p4-s2, p4-layout16-s1 and p4-layout16-s2 are other seeds of the two CPU configs
+# that ended nearest the bars (pack 4; pack 4 + the 16-px layout D, run to 12,000 on the
+# CPU): one run per config cannot tell a config's effect from a run's luck.
 VARIANTS=(
   "p4|toyworld-biggan|$P4 --set d_ch=32|10000|20000"
   "p4-ema9995|toyworld-biggan|$P4 --set d_ch=32 --set ema_decay=0.9995|10000|0"
@@ -34,6 +37,10 @@ VARIANTS=(
   "p4-g24|toyworld-biggan|$P4 --set d_ch=32 --set model.channel_width=24|10000|0"
   "p8-b64|toyworld-biggan|$P8 --set d_ch=32 --set batch_size=64|10000|0"
   "p4-layout|toyworld-biggan|$P4 --set d_ch=32 --set d_group=8 --set d_layout=1 --set d_layout_pack=8|10000|14000"
+  "p4-s1|toyworld-biggan|$P4 --set d_ch=32 --set seed=1|10000|12000"
+  "p4-s2|toyworld-biggan|$P4 --set d_ch=32 --set seed=2|10000|12000"
+  "p4-layout16-s1|toyworld-biggan|$P4 --set d_ch=32 --set d_layout=1 --set d_layout_size=16 --set d_layout_pack=4 --set seed=1|10000|12000"
+  "p4-layout16-s2|toyworld-biggan|$P4 --set d_ch=32 --set d_layout=1 --set d_layout_size=16 --set d_layout_pack=4 --set seed=2|10000|12000"
 )
 eval_share=100 extra="" per=200  # evaluating five models took 76 s on an H200
 if [ "$dry" = "--dry" ]; then  # a few steps of each, compiled fast

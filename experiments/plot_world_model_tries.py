@@ -9,6 +9,10 @@ step and machine), prints a markdown table of the bars for each (with the evalua
 verdicts where it has intervals: met, missed, or within noise), and draws, per family,
 overall accuracy against the smallest area-spread ratio over classes, with the points of
 one run joined in step order and the issue's bars (98% overall, 0.70) as dashed lines.
+It also measures the trade the figure shows, per family: the rank correlation (Spearman)
+of overall accuracy with the smallest area ratio over every evaluation, and of the
+Fréchet ratio with it over the evaluations at 97% accuracy or more; printed, and written
+with the counts behind them to ``DIR/trade.json``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import os
 import sys
 
 BAR_ACCURACY, BAR_SPREAD = 0.98, 0.70
+SHARP = 0.97  # evaluations at least this accurate enter the Fréchet-vs-area correlation
 
 
 def summarize(entry: dict, result: dict) -> dict:
@@ -62,6 +67,41 @@ def table(rows: list[dict]) -> str:
             f"| {r['centre_min']:.2f} ({r['centre_below']}) | {r['background_min']:.2f} "
             f"| {verdict_text(r['verdicts'])} |")
     return "\n".join(lines)
+
+
+def _spearman(x: list[float], y: list[float]) -> dict:
+    from scipy.stats import spearmanr
+
+    if len(x) < 3:
+        return {"n": len(x), "spearman": None, "p": None}
+    res = spearmanr(x, y)
+    return {"n": len(x), "spearman": float(res.statistic), "p": float(res.pvalue)}
+
+
+def trade(rows: list[dict]) -> dict:
+    """Per family: how the smallest area ratio ranks against accuracy and Fréchet ratio."""
+    out = {}
+    for family in sorted({r["family"] for r in rows}):
+        mine = [r for r in rows if r["family"] == family]
+        sharp = [r for r in mine if r["accuracy"] >= SHARP]
+        out[family] = {
+            "accuracy_vs_area_min": _spearman([r["accuracy"] for r in mine],
+                                              [r["area_min"] for r in mine]),
+            "frechet_vs_area_min_at_97": _spearman([r["frechet_over_floor"] for r in sharp],
+                                                   [r["area_min"] for r in sharp]),
+        }
+    return out
+
+
+def trade_text(result: dict) -> str:
+    def one(c):
+        return "n/a" if c["spearman"] is None else f"{c['spearman']:+.2f} (p {c['p']:.2g})"
+    return "\n".join(
+        f"{family}: Spearman of accuracy with area min {one(c['accuracy_vs_area_min'])} over "
+        f"{c['accuracy_vs_area_min']['n']} evaluations; of Fréchet / floor with area min "
+        f"{one(c['frechet_vs_area_min_at_97'])} over the "
+        f"{c['frechet_vs_area_min_at_97']['n']} at >= {SHARP:.0%}"
+        for family, c in result.items())
 
 
 def figure(rows: list[dict], path: str) -> None:
@@ -116,6 +156,14 @@ def main(argv=None) -> int:
         print(f"error: cannot read the tries in {args.dir}: {e}", file=sys.stderr)
         return 2
     print(table(rows))
+    result = trade(rows)
+    print(trade_text(result))
+    json_path = os.path.join(args.dir, "trade.json")
+    with open(json_path + ".tmp", "w") as f:
+        json.dump(result, f, indent=1)
+        f.write("\n")
+    os.replace(json_path + ".tmp", json_path)
+    print(f"wrote {json_path}")
     out = args.out or os.path.join(args.dir, "tradeoff.png")
     figure(rows, out)
     print(f"wrote {out}")

@@ -137,3 +137,43 @@ def test_device_sweep_variants_are_valid_configs_of_the_training_script():
         tc = script.override(script.CONFIGS[model], items)
         assert tc.d_pack in (4, 8) and int(steps) > 0, name
         assert int(resume) == 0 or int(resume) > int(steps), name
+
+
+def test_tries_trade_is_scipys_spearman_per_family(tmp_path):
+    import json
+
+    from scipy.stats import spearmanr
+
+    acc = [0.90, 0.975, 0.98, 0.99, 0.995]
+    area = [0.9, 0.7, 0.75, 0.5, 0.4]
+    fid = [30.0, 12.0, 9.0, 10.0, 8.0]
+    entry = {"run": "r", "overrides": {}, "machine": "cpu", "cpu_minutes": None,
+             "per_class": 200}
+    rows = [tries.summarize(dict(entry, family="biggan", file=f"{i}.json", step=i),
+                            _evaluation([a, a], [v, 1.0], frechet=f))
+            for i, (a, v, f) in enumerate(zip(acc, area, fid))]
+    rows.append(tries.summarize(dict(entry, family="deep", file="d.json", step=1),
+                                _evaluation([0.99], [0.3])))
+    result = tries.trade(rows)
+    # The row's accuracy is the mean of its two classes, the area min the smaller ratio.
+    expected = spearmanr(acc, area)
+    assert result["biggan"]["accuracy_vs_area_min"]["n"] == 5
+    assert abs(result["biggan"]["accuracy_vs_area_min"]["spearman"]
+               - expected.statistic) < 1e-12
+    assert expected.statistic < -0.8
+    # Only the four rows at >= 97% enter the Frechet correlation.
+    sharp = spearmanr(fid[1:], area[1:])
+    assert result["biggan"]["frechet_vs_area_min_at_97"]["n"] == 4
+    assert abs(result["biggan"]["frechet_vs_area_min_at_97"]["spearman"]
+               - sharp.statistic) < 1e-12
+    assert result["deep"]["accuracy_vs_area_min"] == {"n": 1, "spearman": None, "p": None}
+
+    evaluations = [_evaluation([a, a], [v, 1.0], frechet=f) for a, v, f in zip(acc, area, fid)]
+    for i, ev in enumerate(evaluations):
+        (tmp_path / f"{i}.json").write_text(json.dumps(ev))
+    (tmp_path / "tries.json").write_text(json.dumps(
+        [dict(entry, family="biggan", file=f"{i}.json", step=i) for i in range(5)]))
+    assert tries.main(["--dir", str(tmp_path)]) == 0
+    written = json.loads((tmp_path / "trade.json").read_text())
+    assert written == json.loads(json.dumps({"biggan": result["biggan"]}))
+    assert not (tmp_path / "trade.json.tmp").exists()

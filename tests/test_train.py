@@ -43,6 +43,7 @@ from jaxaware.train.discriminator import (
 )
 from jaxaware.train.init import init_discriminator
 from jaxaware.train.trainer import (
+    edge_view,
     init_state,
     mode_seeking_ratio,
     model_from_checkpoint,
@@ -132,6 +133,61 @@ def test_mode_seeking_ratio_closed_form():
     assert float(mode_seeking_ratio(images, z)) == pytest.approx(1.0 / 2.5)
 
 
+def test_edge_view_is_the_laplacian_of_the_binomial_blur_and_blind_to_the_backgrounds():
+    from scipy.signal import convolve2d, correlate2d
+
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(2, 12, 10, 3)).astype(np.float32)
+    binomial = np.outer([1, 2, 1], [1, 2, 1]) / 16.0
+    laplacian = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], dtype=np.float64)
+    kernel = convolve2d(binomial, laplacian)  # 5x5, symmetric
+    want = np.stack([np.stack([correlate2d(images[b, :, :, c], kernel, mode="valid")
+                               for c in range(3)], axis=-1) for b in range(2)])
+    got = np.asarray(edge_view(jnp.asarray(images)))
+    assert got.shape == (2, 8, 6, 3)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    # The world's backgrounds (flat colours and linear gradients) leave nothing.
+    from jaxaware.toyworld import background, factors
+
+    bg = 2.0 * background(factors(32, seed=3), 32) - 1.0
+    assert np.ptp(bg) > 0.5
+    assert float(np.abs(edge_view(jnp.asarray(bg))).max()) < 1e-5
+
+
+def test_mode_seeking_ratio_on_edges_ignores_what_the_backgrounds_differ_by():
+    from jaxaware.toyworld import background, factors
+
+    bg = jnp.asarray(2.0 * background(factors(8, seed=1), 16) - 1.0)
+    shape = np.zeros((8, 16, 16, 3), np.float32)
+    shape[:4, 4:9, 4:9] = 0.8  # first halves: a square; second halves: one a pixel lower
+    shape[4:, 5:10, 4:9] = 0.8
+    images = bg + jnp.asarray(shape)
+    z = jnp.asarray(np.random.default_rng(1).normal(size=(8, 5)), jnp.float32)
+    edges = float(mode_seeking_ratio(images, z, "edges"))
+    assert edges == pytest.approx(float(mode_seeking_ratio(edge_view(images), z)), rel=1e-6)
+    assert edges == pytest.approx(float(mode_seeking_ratio(edge_view(jnp.asarray(shape)),
+                                                           z)), rel=1e-4)
+    assert float(mode_seeking_ratio(bg, z, "edges")) < 1e-5 < float(mode_seeking_ratio(bg, z))
+    with pytest.raises(JaxawareError, match="^view must be one of pixels, edges; got 'x'$"):
+        mode_seeking_ratio(images, z, "x")
+
+
+def test_mode_seeking_on_edges_reaches_the_generator_loss_and_branches_from_a_plain_run(
+        run, tmp_path):
+    ratios = {}
+    for view in ("pixels", "edges"):
+        tc = dataclasses.replace(TC, steps=1, mode_seeking=1.0, mode_seeking_view=view)
+        train(tc, tmp_path / view, progress=False)
+        ratios[view] = _log(tmp_path / view)[0]["ms_ratio"]
+    # The same first fakes, compared in two views: both positive, and not the same number.
+    assert ratios["edges"] > 0 and ratios["pixels"] > 0
+    assert ratios["edges"] != pytest.approx(ratios["pixels"], rel=1e-3)
+    out, _ = run  # a plain run's checkpoint resumes into a late edge-view phase
+    late = dataclasses.replace(TC, mode_seeking=0.5, mode_seeking_start=5,
+                               mode_seeking_view="edges")
+    assert int(ckpt.load(out / "checkpoint", init_state(TC), late)["step"]) == 5
+
+
 def test_mode_seeking_adds_its_term_to_the_generator_loss(tmp_path):
     # Two weights, same seed: the first step's hinge part and ratio are the same, so the
     # losses differ by exactly the difference of the terms.
@@ -201,6 +257,10 @@ def test_a_plain_checkpoint_past_the_mode_seeking_start_is_refused(run):
     ({"mode_seeking": 1.0, "mode_seeking_start": -1}, "mode_seeking_start must be >= 0; got -1"),
     ({"mode_seeking_start": 10}, "mode_seeking_start is the step mode seeking starts at; set "
                                  "mode_seeking > 0 too"),
+    ({"mode_seeking_view": "edges"}, "mode_seeking_view is what the mode-seeking term "
+                                     "compares; set mode_seeking > 0 too"),
+    ({"mode_seeking": 1.0, "mode_seeking_view": "texture"},
+     "mode_seeking_view must be one of pixels, edges; got 'texture'"),
 ])
 def test_mode_seeking_start_bad_config(kwargs, message):
     with pytest.raises(JaxawareError, match="^" + re.escape(message) + "$"):

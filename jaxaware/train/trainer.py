@@ -103,6 +103,9 @@ class TrainConfig:
     mode_seeking: float = 0.0  # weight of MSGAN's mode-seeking term in G's loss (0: off)
     mode_seeking_start: int = 0  # the term joins G's loss after this many steps, which run
     # exactly as the run without it would: a plain run's checkpoint up to here resumes
+    mode_seeking_view: str = "pixels"  # what the term compares: "pixels" or "edges"
+    # (edge_view: second differences of the blurred image, blind to the flat and linear
+    # backgrounds, so the term cannot be paid in background colour)
     d_class_groups: bool = False  # minibatch-std groups share one class (real and fake)
     d_pack: int = 1  # D judges packs of this many same-class samples (PacGAN); divides d_group
     d_group: int = MINIBATCH_GROUP  # samples per class group (d_class_groups)
@@ -121,6 +124,13 @@ class TrainConfig:
                                 f"{self.mode_seeking_start}")
         if self.mode_seeking_start and not self.mode_seeking:
             raise JaxawareError("mode_seeking_start is the step mode seeking starts at; "
+                                "set mode_seeking > 0 too")
+        if self.mode_seeking_view not in MODE_SEEKING_VIEWS:
+            raise JaxawareError(f"mode_seeking_view must be one of "
+                                f"{', '.join(MODE_SEEKING_VIEWS)}; got "
+                                f"{self.mode_seeking_view!r}")
+        if self.mode_seeking_view != "pixels" and not self.mode_seeking:
+            raise JaxawareError("mode_seeking_view is what the mode-seeking term compares; "
                                 "set mode_seeking > 0 too")
         if self.mode_seeking and self.batch_size % 2:
             raise JaxawareError(f"mode_seeking pairs the samples of a G batch; batch_size "
@@ -201,7 +211,8 @@ class TrainConfig:
         """The config that computed a run's first ``step`` updates (its state at ``step``):
         this one, or this one without mode seeking while ``step <= mode_seeking_start``."""
         if self.mode_seeking and step <= self.mode_seeking_start:
-            return dataclasses.replace(self, mode_seeking=0.0, mode_seeking_start=0)
+            return dataclasses.replace(self, mode_seeking=0.0, mode_seeking_start=0,
+                                       mode_seeking_view="pixels")
         return self
 
     def compute_key(self) -> TrainConfig:
@@ -223,10 +234,31 @@ def hinge_g_loss(fake_logits):
     return -jnp.mean(fake_logits)
 
 
-def mode_seeking_ratio(images, z):
+MODE_SEEKING_VIEWS = ("pixels", "edges")
+
+
+def edge_view(images):
+    """``[B, H, W, C] -> [B, H - 4, W - 4, C]``: each channel blurred by the binomial
+    ``[1, 2, 1] / 4`` in both directions, then its five-point Laplacian, both without
+    padding. Both are exact on affine images, and the Laplacian of an affine image is zero,
+    so a flat colour or a linear gradient (the toy world's two backgrounds) gives zero and
+    what is left are the object's edges and shading, blurred to about two pixels."""
+    x = (images[:, :-2] + 2.0 * images[:, 1:-1] + images[:, 2:]) / 4.0
+    x = (x[:, :, :-2] + 2.0 * x[:, :, 1:-1] + x[:, :, 2:]) / 4.0
+    return (x[:, :-2, 1:-1] + x[:, 2:, 1:-1] + x[:, 1:-1, :-2] + x[:, 1:-1, 2:]
+            - 4.0 * x[:, 1:-1, 1:-1])
+
+
+def mode_seeking_ratio(images, z, view: str = "pixels"):
     """MSGAN's ratio for a batch whose halves are pairs of one class: the mean absolute
     image difference of the pairs over the mean absolute latent difference. G's loss adds
-    ``weight / (ratio + 1e-5)``, so two latents of a class must not give one image."""
+    ``weight / (ratio + 1e-5)``, so two latents of a class must not give one image.
+    ``view="edges"`` compares the pairs' :func:`edge_view` instead of their pixels."""
+    if view == "edges":
+        images = edge_view(images)
+    elif view != "pixels":
+        raise JaxawareError(f"view must be one of {', '.join(MODE_SEEKING_VIEWS)}; "
+                            f"got {view!r}")
     a, b = jnp.split(images, 2)
     za, zb = jnp.split(z, 2)
     return jnp.mean(jnp.abs(a - b)) / jnp.mean(jnp.abs(za - zb))
@@ -351,7 +383,7 @@ def compiled_step(tc: TrainConfig):
             extra["g_layout"] = hinge_g_loss(layout_logits(dl_norm, fake, y))
             loss = loss + tc.d_layout * extra["g_layout"]
         if tc.mode_seeking:
-            extra["ms_ratio"] = mode_seeking_ratio(fake, z)
+            extra["ms_ratio"] = mode_seeking_ratio(fake, z, tc.mode_seeking_view)
             loss = loss + tc.mode_seeking / (extra["ms_ratio"] + 1e-5)
         return loss, (g_sn, extra)
 

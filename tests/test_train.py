@@ -168,7 +168,13 @@ def test_mode_seeking_ratio_on_edges_ignores_what_the_backgrounds_differ_by():
     assert edges == pytest.approx(float(mode_seeking_ratio(edge_view(jnp.asarray(shape)),
                                                            z)), rel=1e-4)
     assert float(mode_seeking_ratio(bg, z, "edges")) < 1e-5 < float(mode_seeking_ratio(bg, z))
-    with pytest.raises(JaxawareError, match="^view must be one of pixels, edges; got 'x'$"):
+    # Coarse: the edge view of 2x2 means (8 px here), where a one-pixel shift is half a pixel.
+    pooled = jnp.asarray(images).reshape(8, 8, 2, 8, 2, 3).mean(axis=(2, 4))
+    coarse = float(mode_seeking_ratio(images, z, "coarse_edges"))
+    assert coarse == pytest.approx(float(mode_seeking_ratio(edge_view(pooled), z)), rel=1e-6)
+    assert float(mode_seeking_ratio(bg, z, "coarse_edges")) < 1e-5 < coarse
+    with pytest.raises(JaxawareError, match="^view must be one of pixels, edges, coarse_edges; "
+                                            "got 'x'$"):
         mode_seeking_ratio(images, z, "x")
 
 
@@ -260,7 +266,7 @@ def test_a_plain_checkpoint_past_the_mode_seeking_start_is_refused(run):
     ({"mode_seeking_view": "edges"}, "mode_seeking_view is what the mode-seeking term "
                                      "compares; set mode_seeking > 0 too"),
     ({"mode_seeking": 1.0, "mode_seeking_view": "texture"},
-     "mode_seeking_view must be one of pixels, edges; got 'texture'"),
+     "mode_seeking_view must be one of pixels, edges, coarse_edges; got 'texture'"),
 ])
 def test_mode_seeking_start_bad_config(kwargs, message):
     with pytest.raises(JaxawareError, match="^" + re.escape(message) + "$"):

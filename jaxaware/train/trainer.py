@@ -103,9 +103,10 @@ class TrainConfig:
     mode_seeking: float = 0.0  # weight of MSGAN's mode-seeking term in G's loss (0: off)
     mode_seeking_start: int = 0  # the term joins G's loss after this many steps, which run
     # exactly as the run without it would: a plain run's checkpoint up to here resumes
-    mode_seeking_view: str = "pixels"  # what the term compares: "pixels" or "edges"
-    # (edge_view: second differences of the blurred image, blind to the flat and linear
-    # backgrounds, so the term cannot be paid in background colour)
+    mode_seeking_view: str = "pixels"  # what the term compares: "pixels", "edges" or
+    # "coarse_edges" (edge_view: second differences of the blurred image, blind to the
+    # flat and linear backgrounds, so the term cannot be paid in background colour;
+    # coarse: of the image average-pooled to half its side, blind to fine texture too)
     d_class_groups: bool = False  # minibatch-std groups share one class (real and fake)
     d_pack: int = 1  # D judges packs of this many same-class samples (PacGAN); divides d_group
     d_group: int = MINIBATCH_GROUP  # samples per class group (d_class_groups)
@@ -234,7 +235,7 @@ def hinge_g_loss(fake_logits):
     return -jnp.mean(fake_logits)
 
 
-MODE_SEEKING_VIEWS = ("pixels", "edges")
+MODE_SEEKING_VIEWS = ("pixels", "edges", "coarse_edges")
 
 
 def edge_view(images):
@@ -253,9 +254,12 @@ def mode_seeking_ratio(images, z, view: str = "pixels"):
     """MSGAN's ratio for a batch whose halves are pairs of one class: the mean absolute
     image difference of the pairs over the mean absolute latent difference. G's loss adds
     ``weight / (ratio + 1e-5)``, so two latents of a class must not give one image.
-    ``view="edges"`` compares the pairs' :func:`edge_view` instead of their pixels."""
+    ``view="edges"`` compares the pairs' :func:`edge_view` instead of their pixels,
+    ``"coarse_edges"`` the edge view of the images average-pooled to half their side."""
     if view == "edges":
         images = edge_view(images)
+    elif view == "coarse_edges":
+        images = edge_view(layout_view(images, images.shape[1] // 2))
     elif view != "pixels":
         raise JaxawareError(f"view must be one of {', '.join(MODE_SEEKING_VIEWS)}; "
                             f"got {view!r}")

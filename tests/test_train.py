@@ -173,8 +173,25 @@ def test_mode_seeking_ratio_on_edges_ignores_what_the_backgrounds_differ_by():
     coarse = float(mode_seeking_ratio(images, z, "coarse_edges"))
     assert coarse == pytest.approx(float(mode_seeking_ratio(edge_view(pooled), z)), rel=1e-6)
     assert float(mode_seeking_ratio(bg, z, "coarse_edges")) < 1e-5 < coarse
-    with pytest.raises(JaxawareError, match="^view must be one of pixels, edges, coarse_edges; "
-                                            "got 'x'$"):
+    # Relative: the share of the edges the pairs differ by; contrast does not change it.
+    ea, eb = jnp.split(edge_view(images), 2)
+    mz = float(jnp.mean(jnp.abs(z[:4] - z[4:])))
+    want = float(jnp.mean(jnp.abs(ea - eb)) / (jnp.mean(jnp.abs(ea)) + jnp.mean(jnp.abs(eb))))
+    relative = float(mode_seeking_ratio(images, z, "relative_edges"))
+    assert relative == pytest.approx(want / mz, rel=1e-5)
+    assert float(mode_seeking_ratio(bg + 3.0 * jnp.asarray(shape), z, "relative_edges")) == (
+        pytest.approx(relative, rel=1e-4))
+    assert float(mode_seeking_ratio(bg + 3.0 * jnp.asarray(shape), z, "edges")) == (
+        pytest.approx(3.0 * edges, rel=1e-4))
+    same = jnp.concatenate([images[:4], images[:4]])  # identical pairs: no share at all
+    assert float(mode_seeking_ratio(same, z, "relative_edges")) == 0.0
+    far = np.zeros((8, 16, 16, 3), np.float32)  # pairs whose edges never meet: share 1
+    far[:4, 1:5, 1:5] = 1.0
+    far[4:, 10:14, 10:14] = 1.0
+    assert float(mode_seeking_ratio(jnp.asarray(far), z, "relative_edges")) == pytest.approx(
+        1.0 / mz, rel=1e-5)
+    with pytest.raises(JaxawareError, match="^view must be one of pixels, edges, coarse_edges, "
+                                            "relative_edges; got 'x'$"):
         mode_seeking_ratio(images, z, "x")
 
 
@@ -266,7 +283,8 @@ def test_a_plain_checkpoint_past_the_mode_seeking_start_is_refused(run):
     ({"mode_seeking_view": "edges"}, "mode_seeking_view is what the mode-seeking term "
                                      "compares; set mode_seeking > 0 too"),
     ({"mode_seeking": 1.0, "mode_seeking_view": "texture"},
-     "mode_seeking_view must be one of pixels, edges, coarse_edges; got 'texture'"),
+     "mode_seeking_view must be one of pixels, edges, coarse_edges, relative_edges; "
+     "got 'texture'"),
 ])
 def test_mode_seeking_start_bad_config(kwargs, message):
     with pytest.raises(JaxawareError, match="^" + re.escape(message) + "$"):

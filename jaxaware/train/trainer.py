@@ -103,10 +103,11 @@ class TrainConfig:
     mode_seeking: float = 0.0  # weight of MSGAN's mode-seeking term in G's loss (0: off)
     mode_seeking_start: int = 0  # the term joins G's loss after this many steps, which run
     # exactly as the run without it would: a plain run's checkpoint up to here resumes
-    mode_seeking_view: str = "pixels"  # what the term compares: "pixels", "edges" or
-    # "coarse_edges" (edge_view: second differences of the blurred image, blind to the
-    # flat and linear backgrounds, so the term cannot be paid in background colour;
-    # coarse: of the image average-pooled to half its side, blind to fine texture too)
+    mode_seeking_view: str = "pixels"  # what the term compares: "pixels", "edges",
+    # "coarse_edges" or "relative_edges" (edge_view: second differences of the blurred
+    # image, blind to the flat and linear backgrounds, so the term cannot be paid in
+    # background colour; coarse: of the image average-pooled to half its side; relative:
+    # over the edges' own size, so it cannot be paid in contrast either)
     d_class_groups: bool = False  # minibatch-std groups share one class (real and fake)
     d_pack: int = 1  # D judges packs of this many same-class samples (PacGAN); divides d_group
     d_group: int = MINIBATCH_GROUP  # samples per class group (d_class_groups)
@@ -235,7 +236,7 @@ def hinge_g_loss(fake_logits):
     return -jnp.mean(fake_logits)
 
 
-MODE_SEEKING_VIEWS = ("pixels", "edges", "coarse_edges")
+MODE_SEEKING_VIEWS = ("pixels", "edges", "coarse_edges", "relative_edges")
 
 
 def edge_view(images):
@@ -255,7 +256,15 @@ def mode_seeking_ratio(images, z, view: str = "pixels"):
     image difference of the pairs over the mean absolute latent difference. G's loss adds
     ``weight / (ratio + 1e-5)``, so two latents of a class must not give one image.
     ``view="edges"`` compares the pairs' :func:`edge_view` instead of their pixels,
-    ``"coarse_edges"`` the edge view of the images average-pooled to half their side."""
+    ``"coarse_edges"`` the edge view of the images average-pooled to half their side, and
+    ``"relative_edges"`` divides the edge views' mean absolute difference by the sum of
+    their mean absolute values (so it lies in [0, 1] and scaling every image's contrast
+    leaves it unchanged) before dividing by the latents'."""
+    if view == "relative_edges":
+        a, b = jnp.split(edge_view(images), 2)
+        za, zb = jnp.split(z, 2)
+        share = jnp.mean(jnp.abs(a - b)) / (jnp.mean(jnp.abs(a)) + jnp.mean(jnp.abs(b)) + 1e-8)
+        return share / jnp.mean(jnp.abs(za - zb))
     if view == "edges":
         images = edge_view(images)
     elif view == "coarse_edges":

@@ -69,6 +69,8 @@ def plot(record: dict, path: str) -> None:
     ratios = [record["models"][n]["edge_over_real"] for n in names]
     fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(names) + 1.5), 3.2))
     ax.bar(range(len(names)), ratios, color="#4c72b0")
+    for i, r in enumerate(ratios):
+        ax.text(i, r + 0.01, f"{r:.3f}", ha="center", va="bottom", fontsize=8)
     ax.axhline(1.0, color="k", ls="--", lw=1)
     ax.set_xticks(range(len(names)), [os.path.basename(os.path.dirname(n.rstrip("/"))) or n
                                       for n in names], rotation=20, ha="right", fontsize=8)

@@ -59,6 +59,14 @@ def measure(models: dict, per_class: int, seed: int = 0, real_seed: int = 5) -> 
     return out
 
 
+def label(name: str) -> str:
+    """A short label for a weights path: ``runs/x/model`` -> ``x``; names stay as given."""
+    path = name.rstrip("/")
+    if path.endswith("/model"):
+        path = path[:-len("/model")]
+    return os.path.basename(path) or name
+
+
 def plot(record: dict, path: str) -> None:
     import matplotlib
 
@@ -72,8 +80,8 @@ def plot(record: dict, path: str) -> None:
     for i, r in enumerate(ratios):
         ax.text(i, r + 0.01, f"{r:.3f}", ha="center", va="bottom", fontsize=8)
     ax.axhline(1.0, color="k", ls="--", lw=1)
-    ax.set_xticks(range(len(names)), [os.path.basename(os.path.dirname(n.rstrip("/"))) or n
-                                      for n in names], rotation=20, ha="right", fontsize=8)
+    ax.set_xticks(range(len(names)), [label(n) for n in names], rotation=20, ha="right",
+                  fontsize=8)
     ax.set_ylabel("mean |edge| / real renders'")
     ax.set_title(f"Edge magnitude of generated objects ({record['per_class']} per class)",
                  fontsize=9)

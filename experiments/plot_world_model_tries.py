@@ -111,7 +111,8 @@ def figure(rows: list[dict], path: str) -> None:
     import matplotlib.pyplot as plt
 
     families = sorted({r["family"] for r in rows})
-    fig, axes = plt.subplots(1, len(families), figsize=(6.5 * len(families), 5.5), squeeze=False)
+    fig, axes = plt.subplots(1, len(families), figsize=(10 * len(families), 6.5), squeeze=False,
+                             layout="constrained")
     for ax, family in zip(axes[0], families):
         mine = [r for r in rows if r["family"] == family]
         runs = list(dict.fromkeys(r["run"] for r in mine))
@@ -121,9 +122,10 @@ def figure(rows: list[dict], path: str) -> None:
             gpu = "H200" in pts[0]["machine"]
             shipped = key.startswith("shipped")
             ax.plot([r["accuracy"] for r in pts], [r["area_min"] for r in pts],
-                    marker="*" if shipped else ("^" if gpu else "o"),
+                    marker="*" if shipped else ("^" if gpu else "o"),  # hollow: 2nd lap
                     markersize=13 if shipped else 7, linestyle=":" if gpu else "-",
-                    color=colours[i % len(colours)], label=key)
+                    color=colours[i % len(colours)], label=key,
+                    markerfacecolor="white" if i >= len(colours) else None)
             for r in pts:
                 ax.annotate(f"{r['step'] // 1000}k" if r["step"] % 1000 == 0
                             else f"{r['step'] / 1000:g}k",
@@ -134,9 +136,9 @@ def figure(rows: list[dict], path: str) -> None:
         ax.set_xlabel("overall accuracy (world classifier)")
         ax.set_ylabel("smallest area-spread ratio over classes (generated / real)")
         ax.set_title(f"{family}: tries (the bars: right of and above the dashed lines)")
-        ax.legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+        # beside the axes: inside it, thirty runs' names hid the points they name
+        ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 

@@ -27,7 +27,11 @@ P8="--set d_minibatch_std=false --set d_class_groups=true --set d_group=8 --set 
 # p4-layout ran on the CPU to its time bar only (ONLY='p4-g24 p8-b64 p4-layout' for those).
 # p4-s1, p4-s2, p4-layout16-s1 and p4-layout16-s2 are other seeds of the two CPU configs
 # that ended nearest the bars (pack 4; pack 4 + the 16-px layout D, run to 12,000 on the
-# CPU): one run per config cannot tell a config's effect from a run's luck.
+# CPU): one run per config cannot tell a config's effect from a run's luck. The p4-rel*
+# variants are relative-edge mode seeking (docs/world-models.md): on from 8,000 steps at
+# W = 6.6 on three seeds (the CPU ran seed 2), weaker from 6,000 (W = 6.6 from 6,000
+# overshot on the CPU), and W = 6.6 for a window of 6,000-8,000 steps only.
+RE="--set mode_seeking_view=relative_edges"
 VARIANTS=(
   "p4|toyworld-biggan|$P4 --set d_ch=32|10000|20000"
   "p4-ema9995|toyworld-biggan|$P4 --set d_ch=32 --set ema_decay=0.9995|10000|0"
@@ -41,6 +45,11 @@ VARIANTS=(
   "p4-s2|toyworld-biggan|$P4 --set d_ch=32 --set seed=2|10000|12000"
   "p4-layout16-s1|toyworld-biggan|$P4 --set d_ch=32 --set d_layout=1 --set d_layout_size=16 --set d_layout_pack=4 --set seed=1|10000|12000"
   "p4-layout16-s2|toyworld-biggan|$P4 --set d_ch=32 --set d_layout=1 --set d_layout_size=16 --set d_layout_pack=4 --set seed=2|10000|12000"
+  "p4-rel66-8k|toyworld-biggan|$P4 --set d_ch=32 $RE --set mode_seeking=6.6 --set mode_seeking_start=8000|10000|0"
+  "p4-rel66-8k-s1|toyworld-biggan|$P4 --set d_ch=32 $RE --set mode_seeking=6.6 --set mode_seeking_start=8000 --set seed=1|10000|0"
+  "p4-rel66-8k-s2|toyworld-biggan|$P4 --set d_ch=32 $RE --set mode_seeking=6.6 --set mode_seeking_start=8000 --set seed=2|10000|0"
+  "p4-rel22-6k|toyworld-biggan|$P4 --set d_ch=32 $RE --set mode_seeking=2.2 --set mode_seeking_start=6000|10000|0"
+  "p4-rel66-6k-8k|toyworld-biggan|$P4 --set d_ch=32 $RE --set mode_seeking=6.6 --set mode_seeking_start=6000 --set mode_seeking_stop=8000|10000|0"
 )
 eval_share=100 extra="" per=200  # evaluating five models took 76 s on an H200
 if [ "$dry" = "--dry" ]; then  # a few steps of each, compiled fast

@@ -262,9 +262,35 @@ def test_late_mode_seeking_runs_the_plain_steps_first_and_branches_from_a_plain_
 def test_a_late_mode_seeking_phase_shares_the_compiled_step_of_a_run_with_the_term():
     late = dataclasses.replace(TC, mode_seeking=0.5, mode_seeking_start=5)
     early = dataclasses.replace(TC, mode_seeking=0.5)
-    assert late.before(6).compute_key() == early.before(1).compute_key()
-    assert late.before(5).compute_key() == TC.compute_key()  # the plain phase: the plain step
+    assert late.phase(6).compute_key() == early.phase(1).compute_key()
+    assert late.phase(5).compute_key() == TC.compute_key()  # the plain phase: the plain step
     assert late.compute_key() != dataclasses.replace(TC, mode_seeking=2.0).compute_key()
+
+
+def test_mode_seeking_stop_runs_the_plain_step_after_it_and_branches_from_a_run_that_kept_it(
+        tmp_path):
+    window = dataclasses.replace(TC, steps=6, mode_seeking=0.5, mode_seeking_start=3,
+                                 mode_seeking_stop=5)
+    kept = dataclasses.replace(window, steps=5, mode_seeking_stop=0)
+    template = init_state(TC)
+    train(window, tmp_path / "scratch", progress=False)
+    log = _log(tmp_path / "scratch")
+    assert ["ms_ratio" in r for r in log] == [False, False, False, True, True, False]
+    # The same window, run as a run that kept the term to 5 steps, then resumed with a stop.
+    train(kept, tmp_path / "branch", progress=False)
+    train(window, tmp_path / "branch", progress=False)
+    a = ckpt.load(tmp_path / "scratch" / "checkpoint", template, window)
+    b = ckpt.load(tmp_path / "branch" / "checkpoint", template, window)
+    assert int(a["step"]) == 6 and _states_equal(a, b)
+    assert _log(tmp_path / "branch") == log
+    # Past its stop the phase is the plain step; inside its window, the term's.
+    assert window.phase(6).compute_key() == TC.compute_key()
+    assert window.phase(4).compute_key() == kept.phase(4).compute_key() != TC.compute_key()
+    # A checkpoint of the kept run past the stop is not this run's state.
+    longer = dataclasses.replace(kept, steps=6)
+    train(longer, tmp_path / "longer", progress=False)
+    with pytest.raises(JaxawareError, match="another training config"):
+        ckpt.load(tmp_path / "longer" / "checkpoint", template, window)
 
 
 def test_a_plain_checkpoint_past_the_mode_seeking_start_is_refused(run):
@@ -282,6 +308,10 @@ def test_a_plain_checkpoint_past_the_mode_seeking_start_is_refused(run):
                                  "mode_seeking > 0 too"),
     ({"mode_seeking_view": "edges"}, "mode_seeking_view is what the mode-seeking term "
                                      "compares; set mode_seeking > 0 too"),
+    ({"mode_seeking_stop": 10}, "mode_seeking_stop is the step mode seeking stops at; set "
+                                "mode_seeking > 0 too"),
+    ({"mode_seeking": 1.0, "mode_seeking_start": 10, "mode_seeking_stop": 10},
+     "mode_seeking_stop must be 0 (never) or past mode_seeking_start (10); got 10"),
     ({"mode_seeking": 1.0, "mode_seeking_view": "texture"},
      "mode_seeking_view must be one of pixels, edges, coarse_edges, relative_edges; "
      "got 'texture'"),

@@ -127,12 +127,13 @@ def test_device_sweep_variants_are_valid_configs_of_the_training_script():
     path = ROOT / "experiments" / "device_sweep.sh"
     assert subprocess.run(["bash", "-n", str(path)]).returncode == 0
     text = path.read_text()
-    packs = dict(re.findall(r'^(P\d)="([^"]*)"', text, re.M))
+    packs = dict(re.findall(r'^([A-Z][A-Z0-9]*)="([^"]*)"', text, re.M))
     variants = re.findall(r'^  "([^|"]+)\|([^|"]+)\|([^|"]*)\|(\d+)\|(\d+)"$', text, re.M)
     assert len(variants) >= 2
     for name, model, sets, steps, resume in variants:
         for var, value in packs.items():
             sets = sets.replace(f"${var}", value)
+        assert "$" not in sets, name  # every shell variable it uses is one defined above
         items = re.findall(r"--set (\S+)", sets)
         tc = script.override(script.CONFIGS[model], items)
         assert tc.d_pack in (4, 8) and int(steps) > 0, name

@@ -13,7 +13,9 @@ Randomness is a pure function of ``(seed, step)``: latents and fake classes come
 :func:`real_batch`). So a run resumed from a checkpoint computes exactly what the
 uninterrupted run computes. With ``mode_seeking_start`` the first steps run the very step
 the config without mode seeking compiles, so such a run can also branch from a plain run's
-checkpoint (:meth:`TrainConfig.before`).
+checkpoint (:meth:`TrainConfig.before`); with ``mode_seeking_stop`` the steps after it run
+the plain step again, and such a run can branch from the checkpoint of a run that kept the
+term.
 
 With ``d_layout > 0`` a second, small discriminator (the *layout* D,
 :func:`~jaxaware.train.discriminator.layout_dconfig`) judges the same reals and fakes
@@ -103,6 +105,8 @@ class TrainConfig:
     mode_seeking: float = 0.0  # weight of MSGAN's mode-seeking term in G's loss (0: off)
     mode_seeking_start: int = 0  # the term joins G's loss after this many steps, which run
     # exactly as the run without it would: a plain run's checkpoint up to here resumes
+    mode_seeking_stop: int = 0  # the term leaves G's loss after this many steps (0: never);
+    # a checkpoint of the run that kept it, written at or before this step, resumes
     mode_seeking_view: str = "pixels"  # what the term compares: "pixels", "edges",
     # "coarse_edges" or "relative_edges" (edge_view: second differences of the blurred
     # image, blind to the flat and linear backgrounds, so the term cannot be paid in
@@ -127,6 +131,13 @@ class TrainConfig:
         if self.mode_seeking_start and not self.mode_seeking:
             raise JaxawareError("mode_seeking_start is the step mode seeking starts at; "
                                 "set mode_seeking > 0 too")
+        if self.mode_seeking_stop and not self.mode_seeking:
+            raise JaxawareError("mode_seeking_stop is the step mode seeking stops at; "
+                                "set mode_seeking > 0 too")
+        if self.mode_seeking_stop and self.mode_seeking_stop <= self.mode_seeking_start:
+            raise JaxawareError(f"mode_seeking_stop must be 0 (never) or past "
+                                f"mode_seeking_start ({self.mode_seeking_start}); got "
+                                f"{self.mode_seeking_stop}")
         if self.mode_seeking_view not in MODE_SEEKING_VIEWS:
             raise JaxawareError(f"mode_seeking_view must be one of "
                                 f"{', '.join(MODE_SEEKING_VIEWS)}; got "
@@ -209,23 +220,37 @@ class TrainConfig:
                       else config_from_dict(m))
         return cls(**d)
 
+    def _plain(self) -> TrainConfig:
+        return dataclasses.replace(self, mode_seeking=0.0, mode_seeking_start=0,
+                                   mode_seeking_stop=0, mode_seeking_view="pixels")
+
     def before(self, step: int) -> TrainConfig:
         """The config that computed a run's first ``step`` updates (its state at ``step``):
-        this one, or this one without mode seeking while ``step <= mode_seeking_start``."""
+        this one without mode seeking while ``step <= mode_seeking_start``, this one
+        without its stop while ``step <= mode_seeking_stop``, else this one."""
         if self.mode_seeking and step <= self.mode_seeking_start:
-            return dataclasses.replace(self, mode_seeking=0.0, mode_seeking_start=0,
-                                       mode_seeking_view="pixels")
+            return self._plain()
+        if self.mode_seeking_stop and step <= self.mode_seeking_stop:
+            return dataclasses.replace(self, mode_seeking_stop=0)
+        return self
+
+    def phase(self, step: int) -> TrainConfig:
+        """The config whose compiled step computes update number ``step`` (from 1): this
+        one while mode seeking is on, the plain one before its start and after its stop."""
+        if self.mode_seeking and (step <= self.mode_seeking_start or
+                                  (self.mode_seeking_stop and step > self.mode_seeking_stop)):
+            return self._plain()
         return self
 
     def compute_key(self) -> TrainConfig:
         """The fields the compiled step depends on (others zeroed): the jit cache key.
 
-        ``mode_seeking_start`` is not one of them: :meth:`before` picks the phase, and a
-        late run's mode-seeking steps are the very steps of a run with the term from the
-        start (one compile for both)."""
+        ``mode_seeking_start`` and ``mode_seeking_stop`` are not: :meth:`phase` picks the
+        phase, and a late run's mode-seeking steps are the very steps of a run with the
+        term from the start (one compile for both)."""
         return dataclasses.replace(self, steps=0, checkpoint_every=1, log_every=1, seed=0,
                                    data_seed=0, standing_batches=1, standing_batch_size=1,
-                                   mode_seeking_start=0)
+                                   mode_seeking_start=0, mode_seeking_stop=0)
 
 
 def hinge_d_loss(real_logits, fake_logits):
@@ -446,7 +471,7 @@ def run_steps(tc: TrainConfig, state: dict, until: int, on_step=None) -> dict:
     """Advance ``state`` to step ``until``; ``on_step(step, state, metrics)`` after each."""
     step = int(state["step"])
     while step < until:
-        step_fn = compiled_step(tc.before(step + 1).compute_key())  # lru-cached per phase
+        step_fn = compiled_step(tc.phase(step + 1).compute_key())  # lru-cached per phase
         real, labels = real_batch(tc, step)
         state, metrics = step_fn(state, real, labels, step_key(tc.seed, step))
         step += 1

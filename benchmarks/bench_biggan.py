@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -272,7 +271,9 @@ def main() -> None:
     if args.quick:
         args.classes, args.torch_classes, args.latents, args.repeats = 16, 2, 64, 1
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+    from jaxaware.environment import cpu_model
+
+    print(f"machine: {cpu_model()}, {os.cpu_count()} cores")
     machine = run_part("machine", **({"quick": True} if args.quick else {}))
     here = args if args.quick else None  # quick: the other parts in this process
     names = {"deep": ("biggan-deep-256", "biggan-deep-128"),
@@ -298,7 +299,7 @@ def main() -> None:
     ij, it = im["deep"][1:]
     bound = awareness_bounds(machine, args.latents, args.classes, aj["channels"], 128)
     result = {
-        "machine": {**machine, "cpu": platform.processor() or platform.machine(),
+        "machine": {**machine, "cpu": cpu_model(),
                     "cores": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]},  # fmt: skip
         "awareness": {"classes": args.classes, "latents": args.latents, "sites": aj["sites"],
                       "channels": aj["channels"], "jax": aj, "torch": at,

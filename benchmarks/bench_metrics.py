@@ -43,17 +43,6 @@ def _peak_rss_mb() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def features(args):
     """``(real, fake)`` float32 ``[n, d]``: relu of a rank-64 signal plus noise; the fake set
     is shifted and wider, so precision and recall are strictly between 0 and 1."""
@@ -176,7 +165,9 @@ def main(argv=None) -> int:
         args.real, args.fake, args.dim = 300, 250, 64
 
     load_start = os.getloadavg()[0]
-    cpu, cores = _cpu_model(), os.cpu_count()
+    from jaxaware.environment import cpu_model
+
+    cpu, cores = cpu_model(), os.cpu_count()
     print(f"machine: {cpu}, {cores} cores, load average {load_start:.2f} at start")
     pr_jax, pr_ref = run_part("pr-jax", args), run_part("pr-prdc", args)
     fd_jax, fd_ref = run_part("fd-jax", args), run_part("fd-sqrtm", args)

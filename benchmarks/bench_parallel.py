@@ -275,8 +275,10 @@ def main(argv=None) -> int:
     print(f"identical results on {counts} devices: {identical}")
     import jax
 
+    from jaxaware.environment import cpu_model
+
     result = {
-        "machine": {"cpu": platform.processor() or platform.machine(),
+        "machine": {"cpu": cpu_model(),
                     "cores": os.cpu_count(), "load_average": list(os.getloadavg()),
                     "platform": platform.platform(), "jax": jax.__version__,
                     "device_kind": rows[counts[0]]["device_kind"],

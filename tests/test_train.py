@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxaware.environment import cpu_model, environment, environment_differences
 from jaxaware.generate import generate
 from jaxaware.model import load
 from jaxaware.models import BigGANDeepConfig
@@ -99,6 +100,48 @@ def test_resume_equals_uninterrupted(run, tmp_path):
                     jax.tree_util.tree_leaves(resumed.variables)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     assert _log(tmp_path) == _log(out)
+    # Each sitting's machine and software, from the step it began at: the first sitting
+    # stopped after step 3, but its steps from the step-2 checkpoint were recomputed.
+    here = environment()
+    sittings = _records(tmp_path / "environment.jsonl")
+    assert sittings == [{"from_step": 0, **here}, {"from_step": 2, **here}]
+    assert _records(out / "environment.jsonl") == [{"from_step": 0, **here}]
+    _, meta = load_weights(str(tmp_path / "model"))
+    assert meta["extra"]["environment"] == sittings
+
+
+def _records(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_resuming_on_another_machine_warns(run, tmp_path):
+    out, _ = run
+    import shutil
+
+    shutil.copytree(out / "checkpoint", tmp_path / "checkpoint")
+    here = environment()
+    other = {**here, "cpu": "Another CPU", "jaxlib": "0.0.1"}
+    stale = {**here, "from_step": TC.steps}  # a sitting at the step we resume: recomputed
+    (tmp_path / "environment.jsonl").write_text(
+        json.dumps({"from_step": 0, **other}) + "\n" + json.dumps(stale) + "\n")
+    message = (f"resuming at step {TC.steps} on another machine or software "
+               f"(cpu: Another CPU -> {here['cpu']}; jaxlib: 0.0.1 -> {here['jaxlib']}): "
+               "from here the run will not match an uninterrupted one bit for bit")
+    with pytest.warns(UserWarning, match=re.escape(message)):
+        train(TC, tmp_path, progress=False)
+    assert _records(tmp_path / "environment.jsonl") == [
+        {"from_step": 0, **other}, {"from_step": TC.steps, **here}]
+
+
+def test_environment_names_this_machine():
+    env = environment()
+    assert env["jax"] == jax.__version__ and env["numpy"] == np.__version__
+    assert env["backend"] == jax.default_backend() == "cpu"
+    assert env["cpu"] == cpu_model() and env["cpu"]
+    assert environment_differences(env, dict(env)) == []
+    assert environment_differences({"from_step": 0, "a": 1, "b": 2}, {"from_step": 7, "a": 1,
+                                                                      "c": 3}) == [
+        "b: 2 -> None", "c: None -> 3"]
 
 
 def test_checkpoint_of_another_config_is_refused(run):

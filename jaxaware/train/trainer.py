@@ -38,6 +38,7 @@ import functools
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 
 import jax
@@ -45,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxaware.environment import environment, environment_differences
 from jaxaware.errors import JaxawareError
 from jaxaware.generate import statistic_weights
 from jaxaware.model import Model
@@ -525,6 +527,25 @@ def _trim_log(log: Path, step: int) -> None:
     log.write_text("".join(line + "\n" for line in keep))
 
 
+def _record_environment(path: Path, start: int) -> list[dict]:
+    """Append this sitting's :func:`~jaxaware.environment.environment` (from ``start``) to
+    ``path``, dropping records of sittings that began at or after ``start`` (their steps are
+    recomputed now); warn when it differs from the sitting the checkpoint continues."""
+    records = []
+    if path.is_file():
+        records = [r for r in map(json.loads, filter(str.strip, path.read_text().splitlines()))
+                   if r.get("from_step", 0) < start]
+    here = {"from_step": start, **environment()}
+    if records and (changed := environment_differences(records[-1], here)):
+        warnings.warn(
+            f"resuming at step {start} on another machine or software ({'; '.join(changed)}): "
+            "from here the run will not match an uninterrupted one bit for bit",
+            stacklevel=3)
+    records.append(here)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return records
+
+
 def train(
     tc: TrainConfig,
     out: str | os.PathLike,
@@ -537,8 +558,11 @@ def train(
 
     ``out/checkpoint`` holds the latest training state (every ``checkpoint_every`` steps
     and at the end), ``out/log.jsonl`` the metrics every ``log_every`` steps,
-    ``out/train_config.json`` the config. A run finding a checkpoint resumes from it
-    (the config must match, ``steps`` may differ). ``stop_after``: stop after that
+    ``out/train_config.json`` the config, ``out/environment.jsonl`` the CPU and software
+    of each sitting (from which step; see :mod:`jaxaware.environment`: bit-for-bit
+    reproducibility holds on one CPU model and software). A run finding a checkpoint
+    resumes from it (the config must match, ``steps`` may differ; a warning says when it
+    resumes on another machine or software). ``stop_after``: stop after that
     step without saving anything more, as if killed (for tests); returns None.
     """
     out = Path(out)
@@ -554,6 +578,7 @@ def train(
         if log.exists():
             log.unlink()
     start = int(state["step"])
+    sittings = _record_environment(out / "environment.jsonl", start)
     until = tc.steps if stop_after is None else min(tc.steps, stop_after)
     bar = None
     if progress:
@@ -589,6 +614,6 @@ def train(
     model = finalize(tc, state, model_id, progress=progress)
     model.save(str(out / "model"), extra={
         "source": "jaxaware.train", "steps": tc.steps, "train_config": tc.to_dict(),
-        "ema": tc.use_ema,
+        "ema": tc.use_ema, "environment": sittings,
     })
     return model

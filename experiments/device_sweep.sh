@@ -2,6 +2,7 @@
 # Train world-model variants side by side on one accelerator, then evaluate each.
 #
 #   SWEEP_OUT=runs/sweep bash experiments/device_sweep.sh SECONDS [--dry]   (ONLY='p4 ...': some)
+#   (SWEEP_EVAL=0: train only, and evaluate elsewhere, e.g. the models fetched back to a CPU)
 #
 # Every variant is experiments/train_world_models.py with --set overrides, so each one is a
 # config the CPU script reproduces (the same code; an accelerator's floating point differs,
@@ -10,6 +11,9 @@
 # share); a run stopped early is evaluated at its latest checkpoint. Results, one folder
 # per variant under $SWEEP_OUT: log.jsonl, train_config.json, the model (if the run finished),
 # quality.json and samples.png. --dry runs each variant for a few steps (a check on CPU).
+# A variant with a sixth field branches from that training checkpoint (copied into its
+# folder first, so a run begun on the CPU goes on here; the config must be the one that
+# wrote it up to its step, as for any resume).
 set -u
 total=${1:?usage: device_sweep.sh SECONDS [--dry]}
 dry=${2:-}
@@ -32,6 +36,9 @@ P8="--set d_minibatch_std=false --set d_class_groups=true --set d_group=8 --set 
 # W = 6.6 on three seeds (the CPU ran seed 2), weaker from 6,000 (W = 6.6 from 6,000
 # overshot on the CPU), and W = 6.6 for a window of 6,000-8,000 steps only.
 RE="--set mode_seeking_view=relative_edges"
+W810="--set mode_seeking_start=8000 --set mode_seeking_stop=10000"
+W89="--set mode_seeking_start=8000 --set mode_seeking_stop=9000"
+W885="--set mode_seeking_start=8000 --set mode_seeking_stop=8500"
 VARIANTS=(
   "p4|toyworld-biggan|$P4 --set d_ch=32|10000|20000"
   "p4-ema9995|toyworld-biggan|$P4 --set d_ch=32 --set ema_decay=0.9995|10000|0"
@@ -50,23 +57,54 @@ VARIANTS=(
   "p4-rel66-8k-s2|toyworld-biggan|$P4 --set d_ch=32 $RE --set mode_seeking=6.6 --set mode_seeking_start=8000 --set seed=2|10000|0"
   "p4-rel22-6k|toyworld-biggan|$P4 --set d_ch=32 $RE --set mode_seeking=2.2 --set mode_seeking_start=6000|10000|0"
   "p4-rel66-6k-8k|toyworld-biggan|$P4 --set d_ch=32 $RE --set mode_seeking=6.6 --set mode_seeking_start=6000 --set mode_seeking_stop=8000|10000|0"
+  # Branches from the CPU's 8,000-step pack-4 checkpoints of seeds 0, 1 and 2 (runs/p4-s*-8000,
+  # git-ignored: carried to the device) to 11,000 steps, the CPU's time bar: plain, the
+  # 8,000-10,000 relative-edge window the CPU ran (W = 6.6), the same window weaker (3.3), and a
+  # short strong one (13.2 for 8,000-9,000). Three seeds of each, so a setting's effect can be
+  # told from a seed's.
+  "b-s0-plain|toyworld-biggan|$P4 --set d_ch=32|11000|0|runs/p4-s0-8000/checkpoint"
+  "b-s1-plain|toyworld-biggan|$P4 --set d_ch=32 --set seed=1|11000|0|runs/p4-s1-8000/checkpoint"
+  "b-s2-plain|toyworld-biggan|$P4 --set d_ch=32 --set seed=2|11000|0|runs/p4-s2-8000/checkpoint"
+  "b-s0-rel66|toyworld-biggan|$P4 --set d_ch=32 $RE --set mode_seeking=6.6 $W810|11000|0|runs/p4-s0-8000/checkpoint"
+  "b-s1-rel66|toyworld-biggan|$P4 --set d_ch=32 $RE --set mode_seeking=6.6 $W810 --set seed=1|11000|0|runs/p4-s1-8000/checkpoint"
+  "b-s2-rel66|toyworld-biggan|$P4 --set d_ch=32 $RE --set mode_seeking=6.6 $W810 --set seed=2|11000|0|runs/p4-s2-8000/checkpoint"
+  "b-s0-rel33|toyworld-biggan|$P4 --set d_ch=32 $RE --set mode_seeking=3.3 $W810|11000|0|runs/p4-s0-8000/checkpoint"
+  "b-s1-rel33|toyworld-biggan|$P4 --set d_ch=32 $RE --set mode_seeking=3.3 $W810 --set seed=1|11000|0|runs/p4-s1-8000/checkpoint"
+  "b-s2-rel33|toyworld-biggan|$P4 --set d_ch=32 $RE --set mode_seeking=3.3 $W810 --set seed=2|11000|0|runs/p4-s2-8000/checkpoint"
+  "b-s0-rel132|toyworld-biggan|$P4 --set d_ch=32 $RE --set mode_seeking=13.2 $W89|11000|0|runs/p4-s0-8000/checkpoint"
+  "b-s1-rel132|toyworld-biggan|$P4 --set d_ch=32 $RE --set mode_seeking=13.2 $W89 --set seed=1|11000|0|runs/p4-s1-8000/checkpoint"
+  "b-s2-rel132|toyworld-biggan|$P4 --set d_ch=32 $RE --set mode_seeking=13.2 $W89 --set seed=2|11000|0|runs/p4-s2-8000/checkpoint"
+  # Half that kick (8,000-8,500) at 13.2 and at 26.4: the 8,000-9,000 kick kept the sizes best.
+  "b-s0-rel132h|toyworld-biggan|$P4 --set d_ch=32 $RE --set mode_seeking=13.2 $W885|11000|0|runs/p4-s0-8000/checkpoint"
+  "b-s0-rel264h|toyworld-biggan|$P4 --set d_ch=32 $RE --set mode_seeking=26.4 $W885|11000|0|runs/p4-s0-8000/checkpoint"
+  "b-s1-rel132h|toyworld-biggan|$P4 --set d_ch=32 $RE --set mode_seeking=13.2 $W885 --set seed=1|11000|0|runs/p4-s1-8000/checkpoint"
+  "b-s1-rel264h|toyworld-biggan|$P4 --set d_ch=32 $RE --set mode_seeking=26.4 $W885 --set seed=1|11000|0|runs/p4-s1-8000/checkpoint"
+  "b-s2-rel132h|toyworld-biggan|$P4 --set d_ch=32 $RE --set mode_seeking=13.2 $W885 --set seed=2|11000|0|runs/p4-s2-8000/checkpoint"
+  "b-s2-rel264h|toyworld-biggan|$P4 --set d_ch=32 $RE --set mode_seeking=26.4 $W885 --set seed=2|11000|0|runs/p4-s2-8000/checkpoint"
 )
 eval_share=100 extra="" per=200  # evaluating five models took 76 s on an H200
+evaluate=${SWEEP_EVAL:-1}
+[ "$evaluate" = 0 ] && eval_share=0
 if [ "$dry" = "--dry" ]; then  # a few steps of each, compiled fast
   eval_share=0 per=4
   extra="--set fast_compile=true --set checkpoint_every=2 --set log_every=1 --set ema_start=0"
   extra="$extra --set standing_batches=1 --set standing_batch_size=16"
 fi
 
-train_chain() {  # name model overrides steps resume_to
-  local dir=$out/$1
+train_chain() {  # name model overrides steps resume_to [checkpoint to branch from]
+  local dir=$out/$1 sets="$3 $extra"
+  if [ -n "${6:-}" ]; then
+    cp -r "$6" "$dir/checkpoint" || return
+    # --dry: only overrides a resume accepts (the others would change the config)
+    [ "$dry" = "--dry" ] && sets="$3 --set checkpoint_every=2 --set log_every=1"
+  fi
   local left=$(( start + total - eval_share - $(date +%s) ))
-  timeout "$left" $py experiments/train_world_models.py "$2" $3 $extra --steps "$4" --out "$dir" \
+  timeout "$left" $py experiments/train_world_models.py "$2" $sets --steps "$4" --out "$dir" \
     --no-progress || return
   if [ "$5" != 0 ]; then
     cp -r "$dir/model" "$dir/model-$4"
     left=$(( start + total - eval_share - $(date +%s) ))
-    timeout "$left" $py experiments/train_world_models.py "$2" $3 $extra --steps "$5" --out "$dir" \
+    timeout "$left" $py experiments/train_world_models.py "$2" $sets --steps "$5" --out "$dir" \
       --no-progress && touch "$dir/resumed"
   fi
 }
@@ -77,11 +115,15 @@ alive() { local p; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && return 
 launch() {
   pids=()
   for v in "${VARIANTS[@]}"; do
-    IFS='|' read -r name model sets steps resume <<< "$v"
+    IFS='|' read -r name model sets steps resume from <<< "$v"
     case " ${ONLY:-$name} " in *" $name "*) ;; *) continue ;; esac
-    if [ "$dry" = "--dry" ]; then steps=3; [ "$resume" = 0 ] || resume=5; fi
+    if [ "$dry" = "--dry" ]; then
+      steps=3; [ "$resume" = 0 ] || resume=5
+      [ -z "$from" ] || steps=$(( $($py -c "import json, sys
+print(json.load(open(sys.argv[1] + '/config.json'))['extra']['step'])" "$from") + 3 ))
+    fi
     rm -rf "${out:?}/$name" && mkdir -p "$out/$name"
-    train_chain "$name" "$model" "$sets" "$steps" "$resume" > "$out/$name/train.out" 2>&1 &
+    train_chain "$name" "$model" "$sets" "$steps" "$resume" "$from" > "$out/$name/train.out" 2>&1 &
     pids+=($!)
   done
 }
@@ -106,8 +148,12 @@ monitor=$!
 wait "${pids[@]}"
 kill $monitor
 echo "training done at $(( $(date +%s) - start )) s"
+if [ "$evaluate" = 0 ]; then
+  for d in "$out"/*/; do tail -n 1 "$d/log.jsonl" 2>/dev/null | sed "s|^|$(basename "$d"): |"; done
+  exit 0
+fi
 for v in "${VARIANTS[@]}"; do
-  IFS='|' read -r name model sets steps resume <<< "$v"
+  IFS='|' read -r name model sets steps resume from <<< "$v"
   case " ${ONLY:-$name} " in *" $name "*) ;; *) continue ;; esac
   dir=$out/$name
   tail -n 1 "$dir/log.jsonl" 2>/dev/null | sed "s/^/$name: /"

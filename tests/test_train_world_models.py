@@ -128,9 +128,10 @@ def test_device_sweep_variants_are_valid_configs_of_the_training_script():
     assert subprocess.run(["bash", "-n", str(path)]).returncode == 0
     text = path.read_text()
     packs = dict(re.findall(r'^([A-Z][A-Z0-9]*)="([^"]*)"', text, re.M))
-    variants = re.findall(r'^  "([^|"]+)\|([^|"]+)\|([^|"]*)\|(\d+)\|(\d+)"$', text, re.M)
-    assert len(variants) >= 2
-    for name, model, sets, steps, resume in variants:
+    variants = re.findall(r'^  "([^|"]+)\|([^|"]+)\|([^|"]*)\|(\d+)\|(\d+)(?:\|([^|"]+))?"$',
+                          text, re.M)
+    assert len(variants) == len(re.findall(r'^  "', text, re.M)) >= 2  # none left unread
+    for name, model, sets, steps, resume, branch in variants:
         for var, value in packs.items():
             sets = sets.replace(f"${var}", value)
         assert "$" not in sets, name  # every shell variable it uses is one defined above
@@ -138,6 +139,9 @@ def test_device_sweep_variants_are_valid_configs_of_the_training_script():
         tc = script.override(script.CONFIGS[model], items)
         assert tc.d_pack in (4, 8) and int(steps) > 0, name
         assert int(resume) == 0 or int(resume) > int(steps), name
+        if branch:  # a training checkpoint of this project's runs, branched from before its end
+            assert re.fullmatch(r"runs/[\w.-]+/checkpoint", branch), name
+            assert tc.mode_seeking_start < int(steps) or not tc.mode_seeking, name
 
 
 def test_tries_trade_is_scipys_spearman_per_family(tmp_path):

@@ -104,6 +104,9 @@ def trade_text(result: dict) -> str:
         for family, c in result.items())
 
 
+ZOOM = 0.95  # a second panel per family shows the evaluations at least this accurate
+
+
 def figure(rows: list[dict], path: str) -> None:
     import matplotlib
 
@@ -111,9 +114,16 @@ def figure(rows: list[dict], path: str) -> None:
     import matplotlib.pyplot as plt
 
     families = sorted({r["family"] for r in rows})
-    fig, axes = plt.subplots(1, len(families), figsize=(10 * len(families), 6.5), squeeze=False,
-                             layout="constrained")
-    for ax, family in zip(axes[0], families):
+    # each family's tries, and beside them the same tries near the bars (when there are a
+    # few there), where the full view's points crowd into one corner
+    panels = [(f, z) for f in families
+              for z in ((False, True) if sum(r["family"] == f and r["accuracy"] >= ZOOM
+                                             for r in rows) >= 5 else (False,))]
+    most = max(len({r["run"] for r in rows if r["family"] == f}) for f in families)
+    # tall enough for the longest legend (about 0.17 inch a line at this font size)
+    fig, axes = plt.subplots(1, len(panels), figsize=(8 * len(panels), max(6.5, 0.17 * most)),
+                             squeeze=False, layout="constrained")
+    for ax, (family, zoom) in zip(axes[0], panels):
         mine = [r for r in rows if r["family"] == family]
         runs = list(dict.fromkeys(r["run"] for r in mine))
         colours = plt.cm.tab20.colors
@@ -127,6 +137,8 @@ def figure(rows: list[dict], path: str) -> None:
                     color=colours[i % len(colours)], label=key,
                     markerfacecolor="white" if i >= len(colours) else None)
             for r in pts:
+                if zoom and r["accuracy"] < ZOOM:
+                    continue
                 ax.annotate(f"{r['step'] // 1000}k" if r["step"] % 1000 == 0
                             else f"{r['step'] / 1000:g}k",
                             (r["accuracy"], r["area_min"]), textcoords="offset points",
@@ -135,9 +147,16 @@ def figure(rows: list[dict], path: str) -> None:
         ax.axvline(BAR_ACCURACY, color="grey", linestyle="--", linewidth=1)
         ax.set_xlabel("overall accuracy (world classifier)")
         ax.set_ylabel("smallest area-spread ratio over classes (generated / real)")
-        ax.set_title(f"{family}: tries (the bars: right of and above the dashed lines)")
-        # beside the axes: inside it, thirty runs' names hid the points they name
-        ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        if zoom:
+            near = [r for r in mine if r["accuracy"] >= ZOOM]
+            lo, hi = min(r["area_min"] for r in near), max(r["area_min"] for r in near)
+            ax.set_xlim(ZOOM, 1.0)
+            ax.set_ylim(min(lo, BAR_SPREAD) - 0.03, max(hi, BAR_SPREAD) + 0.03)
+            ax.set_title(f"{family}: the tries at >= {ZOOM:.0%} accuracy")
+        else:
+            ax.set_title(f"{family}: tries (the bars: right of and above the dashed lines)")
+            # beside the axes: inside it, thirty runs' names hid the points they name
+            ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.savefig(path, dpi=100)
     plt.close(fig)
 

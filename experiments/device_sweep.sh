@@ -95,6 +95,8 @@ train_chain() {  # name model overrides steps resume_to [checkpoint to branch fr
   local dir=$out/$1 sets="$3 $extra"
   if [ -n "${6:-}" ]; then
     cp -r "$6" "$dir/checkpoint" || return
+    # the machines the branched run has seen so far (the trainer adds this one's)
+    [ -f "$(dirname "$6")/environment.jsonl" ] && cp "$(dirname "$6")/environment.jsonl" "$dir/"
     # --dry: only overrides a resume accepts (the others would change the config)
     [ "$dry" = "--dry" ] && sets="$3 --set checkpoint_every=2 --set log_every=1"
   fi

@@ -63,6 +63,7 @@ from jaxaware.train.discriminator import (
     layout_dconfig,
     layout_view,
 )
+from jaxaware.train.extent import area_quantiles, extent_error, extent_regressor
 from jaxaware.train.init import init_discriminator, init_generator
 from jaxaware.train.spectral import (
     discriminator_filter,
@@ -120,6 +121,12 @@ class TrainConfig:
     d_layout: float = 0.0  # weight in G's loss of a layout D on d_layout_size-px views (0: off)
     d_layout_size: int = 8  # the layout D's view: the images average-pooled to this many px
     d_layout_pack: int = 1  # the layout D judges packs of this many (divides d_group)
+    extent: float = 0.0  # weight of the extent term in G's loss (0: off; see .extent): the
+    # first latent coordinate's quantile sets the sample's object area, read by a regressor
+    # trained on real renders' ground truth
+    extent_start: int = 0  # the term joins G's loss after this many steps (as mode seeking's)
+    extent_stop: int = 0  # the term leaves G's loss after this many steps (0: never)
+    extent_regressor_steps: int = 5000  # training steps of the extent term's regressor
 
     def __post_init__(self):
         if self.model.num_classes != WORLD.num_classes:
@@ -150,6 +157,22 @@ class TrainConfig:
         if self.mode_seeking and self.batch_size % 2:
             raise JaxawareError(f"mode_seeking pairs the samples of a G batch; batch_size "
                                 f"must be even, got {self.batch_size}")
+        if self.extent < 0:
+            raise JaxawareError(f"extent must be >= 0; got {self.extent}")
+        if self.extent_start < 0:
+            raise JaxawareError(f"extent_start must be >= 0; got {self.extent_start}")
+        if (self.extent_start or self.extent_stop) and not self.extent:
+            raise JaxawareError("extent_start and extent_stop bound the extent term; set "
+                                "extent > 0 too")
+        if self.extent_stop and self.extent_stop <= self.extent_start:
+            raise JaxawareError(f"extent_stop must be 0 (never) or past extent_start "
+                                f"({self.extent_start}); got {self.extent_stop}")
+        if self.extent_regressor_steps < 1:
+            raise JaxawareError(f"extent_regressor_steps must be >= 1; got "
+                                f"{self.extent_regressor_steps}")
+        if self.extent and self.mode_seeking:
+            raise JaxawareError("the extent term and mode seeking cannot be combined (each "
+                                "has its own window); choose one")
         if self.d_group < 1:
             raise JaxawareError(f"d_group must be >= 1; got {self.d_group}")
         if self.d_pack < 1 or self.d_group % self.d_pack:
@@ -224,35 +247,54 @@ class TrainConfig:
 
     def _plain(self) -> TrainConfig:
         return dataclasses.replace(self, mode_seeking=0.0, mode_seeking_start=0,
-                                   mode_seeking_stop=0, mode_seeking_view="pixels")
+                                   mode_seeking_stop=0, mode_seeking_view="pixels",
+                                   extent=0.0, extent_start=0, extent_stop=0,
+                                   extent_regressor_steps=_default("extent_regressor_steps"))
+
+    def _window(self) -> tuple[float, int, int, str]:
+        """The G term with a window (mode seeking or extent; never both): weight, start,
+        stop and the name of its stop field."""
+        if self.extent:
+            return self.extent, self.extent_start, self.extent_stop, "extent_stop"
+        return (self.mode_seeking, self.mode_seeking_start, self.mode_seeking_stop,
+                "mode_seeking_stop")
 
     def before(self, step: int) -> TrainConfig:
         """The config that computed a run's first ``step`` updates (its state at ``step``):
-        this one without mode seeking while ``step <= mode_seeking_start``, this one
-        without its stop while ``step <= mode_seeking_stop``, else this one."""
-        if self.mode_seeking and step <= self.mode_seeking_start:
+        this one without its windowed term (mode seeking or extent) while ``step <=`` the
+        term's start, this one without the term's stop while ``step <=`` its stop, else
+        this one."""
+        weight, start, stop, stop_field = self._window()
+        if weight and step <= start:
             return self._plain()
-        if self.mode_seeking_stop and step <= self.mode_seeking_stop:
-            return dataclasses.replace(self, mode_seeking_stop=0)
+        if stop and step <= stop:
+            return dataclasses.replace(self, **{stop_field: 0})
         return self
 
     def phase(self, step: int) -> TrainConfig:
         """The config whose compiled step computes update number ``step`` (from 1): this
-        one while mode seeking is on, the plain one before its start and after its stop."""
-        if self.mode_seeking and (step <= self.mode_seeking_start or
-                                  (self.mode_seeking_stop and step > self.mode_seeking_stop)):
+        one while its windowed term is on, the plain one before its start and after its
+        stop."""
+        weight, start, stop, _ = self._window()
+        if weight and (step <= start or (stop and step > stop)):
             return self._plain()
         return self
 
     def compute_key(self) -> TrainConfig:
         """The fields the compiled step depends on (others zeroed): the jit cache key.
 
-        ``mode_seeking_start`` and ``mode_seeking_stop`` are not: :meth:`phase` picks the
-        phase, and a late run's mode-seeking steps are the very steps of a run with the
-        term from the start (one compile for both)."""
+        ``mode_seeking_start``, ``mode_seeking_stop`` and the extent term's are not:
+        :meth:`phase` picks the phase, and a late run's mode-seeking (or extent) steps
+        are the very steps of a run with the term from the start (one compile for
+        both)."""
         return dataclasses.replace(self, steps=0, checkpoint_every=1, log_every=1, seed=0,
                                    data_seed=0, standing_batches=1, standing_batch_size=1,
-                                   mode_seeking_start=0, mode_seeking_stop=0)
+                                   mode_seeking_start=0, mode_seeking_stop=0,
+                                   extent_start=0, extent_stop=0)
+
+
+def _default(name: str):
+    return TrainConfig.__dataclass_fields__[name].default
 
 
 def hinge_d_loss(real_logits, fake_logits):
@@ -366,6 +408,11 @@ def compiled_step(tc: TrainConfig):
     opt_g, opt_d = _optimizers(tc)
     k = cfg.num_classes
     policy = parse_policy(tc.augment)
+    if tc.extent:
+        extent_apply, extent_params, _ = extent_regressor(cfg.resolution,
+                                                          tc.extent_regressor_steps)
+        quantiles, spreads = (jnp.asarray(a) for a in area_quantiles(cfg.resolution))
+        law = family_of(cfg).latent_law
 
     def seen(images, key):
         """What D sees: the images, DiffAugment-ed with ``key`` when a policy is set."""
@@ -422,6 +469,10 @@ def compiled_step(tc: TrainConfig):
             dl_norm, _ = spectral_normalize(dl_params, dl_sn)
             extra["g_layout"] = hinge_g_loss(layout_logits(dl_norm, fake, y))
             loss = loss + tc.d_layout * extra["g_layout"]
+        if tc.extent:
+            extra["extent_err"] = extent_error(extent_apply(extent_params, fake, y),
+                                               z[:, 0], y, quantiles, spreads, law)
+            loss = loss + tc.extent * extra["extent_err"]
         if tc.mode_seeking:
             extra["ms_ratio"] = mode_seeking_ratio(fake, z, tc.mode_seeking_view)
             loss = loss + tc.mode_seeking / (extra["ms_ratio"] + 1e-5)
@@ -579,6 +630,10 @@ def train(
             log.unlink()
     start = int(state["step"])
     sittings = _record_environment(out / "environment.jsonl", start)
+    if tc.extent and start < tc.steps:  # trained once per process; its held-out error kept
+        _, _, record = extent_regressor(tc.model.resolution, tc.extent_regressor_steps,
+                                        progress=progress)
+        (out / "extent_regressor.json").write_text(json.dumps(record, indent=2) + "\n")
     until = tc.steps if stop_after is None else min(tc.steps, stop_after)
     bar = None
     if progress:

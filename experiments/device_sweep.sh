@@ -81,6 +81,15 @@ VARIANTS=(
   "b-s1-rel264h|toyworld-biggan|$P4 --set d_ch=32 $RE --set mode_seeking=26.4 $W885 --set seed=1|11000|0|runs/p4-s1-8000/checkpoint"
   "b-s2-rel132h|toyworld-biggan|$P4 --set d_ch=32 $RE --set mode_seeking=13.2 $W885 --set seed=2|11000|0|runs/p4-s2-8000/checkpoint"
   "b-s2-rel264h|toyworld-biggan|$P4 --set d_ch=32 $RE --set mode_seeking=26.4 $W885 --set seed=2|11000|0|runs/p4-s2-8000/checkpoint"
+  # The extent term (jaxaware/train/extent.py), which the CPU ran from 8,000 to 11,000 steps
+  # on seeds 0-2: three more seeds of that config from scratch; the term from the start and
+  # from 6,000; and the shipped BigGAN-deep config with the term from 4,000.
+  "e-s3|toyworld-biggan|$P4 --set d_ch=32 --set extent=1 --set extent_start=8000 --set seed=3|11000|0"
+  "e-s4|toyworld-biggan|$P4 --set d_ch=32 --set extent=1 --set extent_start=8000 --set seed=4|11000|0"
+  "e-s5|toyworld-biggan|$P4 --set d_ch=32 --set extent=1 --set extent_start=8000 --set seed=5|11000|0"
+  "e-from0|toyworld-biggan|$P4 --set d_ch=32 --set extent=1|11000|0"
+  "e-from6k|toyworld-biggan|$P4 --set d_ch=32 --set extent=1 --set extent_start=6000|11000|0"
+  "deep-e4k|toyworld-biggan-deep|--set extent=1 --set extent_start=4000|8000|0"
 )
 eval_share=100 extra="" per=200  # evaluating five models took 76 s on an H200
 evaluate=${SWEEP_EVAL:-1}

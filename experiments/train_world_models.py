@@ -7,6 +7,9 @@
         --steps 2000 --out runs/toyworld-biggan-ms      # a variant (any config field)
     python experiments/train_world_models.py toyworld-biggan --set mode_seeking=0.1 \
         --set mode_seeking_start=6000 --out runs/ms-late  # the term after step 6,000 only
+    python experiments/train_world_models.py toyworld-biggan --set d_minibatch_std=false \
+        --set d_class_groups=true --set d_pack=4 --set d_ch=32 --set extent=1 \
+        --set extent_start=8000 --steps 11000 --out runs/extent  # z_0 sets the object's area
 
 Each run is a function of its config (seeds included): it checkpoints to ``OUT/checkpoint``
 every ``checkpoint_every`` steps and resumes from there when started again with the same

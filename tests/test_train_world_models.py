@@ -137,11 +137,13 @@ def test_device_sweep_variants_are_valid_configs_of_the_training_script():
         assert "$" not in sets, name  # every shell variable it uses is one defined above
         items = re.findall(r"--set (\S+)", sets)
         tc = script.override(script.CONFIGS[model], items)
-        assert tc.d_pack in (4, 8) and int(steps) > 0, name
+        assert tc != script.CONFIGS[model] and tc.d_pack in (1, 4, 8), name  # a variant
+        assert int(steps) > 0 and (tc.d_pack > 1 or tc.extent), name
         assert int(resume) == 0 or int(resume) > int(steps), name
         if branch:  # a training checkpoint of this project's runs, branched from before its end
             assert re.fullmatch(r"runs/[\w.-]+/checkpoint", branch), name
             assert tc.mode_seeking_start < int(steps) or not tc.mode_seeking, name
+            assert tc.extent_start < int(steps) or not tc.extent, name
 
 
 def test_tries_trade_is_scipys_spearman_per_family(tmp_path):

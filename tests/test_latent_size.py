@@ -1,0 +1,80 @@
+"""experiments/latent_size.py: how well z_0 orders a model's object sizes, read by the
+reference segmenter, against scipy and constructed answers."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from jaxaware.toyworld import WORLD
+from jaxaware.train.extent import QUANTILES, area_targets
+
+ROOT = Path(__file__).resolve().parent.parent
+K = WORLD.num_classes
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location(
+        "latent_size", ROOT / "experiments" / "latent_size.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_size_agreement_against_scipy_and_the_term():
+    rng = np.random.default_rng(0)
+    quantiles = np.sort(rng.uniform(0.05, 0.4, (K, QUANTILES)), axis=1).astype(np.float32)
+    spreads = rng.uniform(0.01, 0.05, K).astype(np.float32)
+    classes = np.repeat([2, 5, 9], 40)
+    z0 = rng.normal(size=len(classes)).astype(np.float32)
+    exact = np.asarray(area_targets(z0, classes, quantiles, "normal"))
+    miss = rng.normal(size=len(classes)).astype(np.float32)
+    noisy = exact + miss * spreads[classes]
+    agree = _script().size_agreement
+    for r in agree(z0, classes, exact, quantiles, spreads, "normal"):
+        assert r["spearman"] == pytest.approx(1.0) and r["error"] == pytest.approx(0, abs=1e-8)
+    rows = agree(z0, classes, noisy, quantiles, spreads, "normal")
+    assert [r["class"] for r in rows] == [2, 5, 9] and [r["n"] for r in rows] == [40] * 3
+    for r in rows:
+        m = classes == r["class"]
+        assert r["spearman"] == pytest.approx(stats.spearmanr(z0[m], noisy[m]).statistic)
+        assert r["error"] == pytest.approx(float(np.mean(miss[m] ** 2)), rel=1e-4)
+
+
+def test_quick_run_writes_what_its_points_say(tmp_path):
+    out = tmp_path / "size.json"
+    record = _script().main(["--quick", "--out", str(out)])
+    assert (tmp_path / "size.png").read_bytes()[:4] == b"\x89PNG"
+    saved = json.loads(out.read_text())
+    assert saved == json.loads(json.dumps(record)) and saved["quick"] is True
+    (model,) = saved["models"].values()
+    n = saved["per_class"]
+    pts = model["points"]
+    assert len(pts["quantile"]) == K * n == len(pts["standardized_area"])
+    # Within a class both points are monotone in z_0 and in the area: the same ranks.
+    for r in model["classes"]:
+        sl = slice(r["class"] * n, (r["class"] + 1) * n)
+        want = stats.spearmanr(pts["quantile"][sl], pts["standardized_area"][sl]).statistic
+        assert r["spearman"] == pytest.approx(want, abs=0.02)  # points are rounded
+    assert model["spearman_mean"] == pytest.approx(np.mean([r["spearman"]
+                                                            for r in model["classes"]]))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--per-class", "2", "--out", "x.json"], "error: --per-class must be >= 3 (a rank "
+                                              "correlation per class); got 2"),
+    (["--out", "x.txt"], "error: --out must name a .json file; got 'x.txt'"),
+])
+def test_bad_input_exits_2(tmp_path, capsys, args, message):
+    args = [a if not a.startswith("x.") else str(tmp_path / a) for a in args]
+    with pytest.raises(SystemExit) as e:
+        _script().main(args)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == message.replace("'x.txt'", repr(str(tmp_path / "x.txt")))
+    assert not list(tmp_path.iterdir())

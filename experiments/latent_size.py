@@ -17,8 +17,11 @@ each object's area from the segmenter's part map and reports, per class,
   the training log's ``extent_err`` if the regressor reads the samples as the segmenter
   does, much more if the generator has learned images the regressor misreads.
 
-Writes a JSON and a figure (``--out``, ``.png`` beside it): the correlation per class and
-model, and each model's areas against ``F(z_0)``.
+With ``--regressor`` the term's regressor reads the same samples as well, and both
+instruments are scored against the ground truth of real renders: if the generator has
+learned images the regressor misreads, the regressor's error is small where the
+segmenter's is not. Writes a JSON and a figure (``--out``, ``.png`` beside it): the
+correlation per class and model, and each model's areas against ``F(z_0)``.
 """
 
 from __future__ import annotations
@@ -54,8 +57,19 @@ def size_agreement(z0, classes, areas, quantiles, spreads, law: str) -> list[dic
     return rows
 
 
-def measure(models: dict, per_class: int, seed: int = 0) -> dict:
-    """``models``: name -> loaded jaxaware model. Returns the JSON record's numbers."""
+def instrument_error(truth, read, classes, spreads) -> float:
+    """Root mean square of ``(read - truth) / sd_class``: how far an instrument's areas
+    are from the truth, in units of the class's real spread."""
+    truth, read, classes = (np.asarray(a) for a in (truth, read, classes))
+    return float(np.sqrt(np.mean(((read - truth) / np.asarray(spreads)[classes]) ** 2)))
+
+
+def measure(models: dict, per_class: int, seed: int = 0, regressor: bool = False,
+            real_seed: int = 21_000) -> dict:
+    """``models``: name -> loaded jaxaware model. Returns the JSON record's numbers. With
+    ``regressor`` the extent term's own regressor reads the same samples too (trained
+    first: minutes), and both instruments are scored on ``per_class`` real renders of
+    world ``real_seed`` against their ground-truth areas."""
     from jaxaware.errors import JaxawareError
     from jaxaware.generate import sample
     from jaxaware.toyworld import WORLD, load_segmenter
@@ -67,6 +81,26 @@ def measure(models: dict, per_class: int, seed: int = 0) -> dict:
                             f"{per_class}")
     segmenter = load_segmenter()
     out = {"per_class": per_class, "seed": seed, "models": {}}
+    readers = {}
+    if regressor:
+        from jaxaware.toyworld import balanced_classes, render
+        from jaxaware.train.extent import extent_regressor
+
+        resolutions = sorted({m.config.resolution for m in models.values()})
+        out["instruments_on_real_renders"] = {}
+        for res in resolutions:
+            apply, params, record = extent_regressor(res, progress=True)
+            readers[res] = (apply, params)
+            classes = balanced_classes(per_class * WORLD.num_classes, seed=real_seed)
+            real, maps = render(classes, seed=real_seed, resolution=res)
+            truth = object_factors(real, maps)["area"]
+            _, spreads = area_quantiles(res)
+            seg = object_factors(real, segmenter.predict(real))["area"]
+            reg = np.asarray(apply(params, real, classes))
+            out["instruments_on_real_renders"][str(res)] = {
+                "real_seed": real_seed, "regressor_record": record,
+                "segmenter_rms_in_class_sd": instrument_error(truth, seg, classes, spreads),
+                "regressor_rms_in_class_sd": instrument_error(truth, reg, classes, spreads)}
     for name, model in models.items():
         if list(model.class_names) != list(WORLD.class_names):
             raise JaxawareError(f"{name} is not a toy-world model (its classes are not the "
@@ -80,7 +114,19 @@ def measure(models: dict, per_class: int, seed: int = 0) -> dict:
         rows = size_agreement(z0, labels, areas, quantiles, spreads, law)
         for r in rows:
             r["name"] = WORLD.class_names[r["class"]]
+        entry = {}
+        if regressor:
+            apply, params = readers[model.config.resolution]
+            read = np.asarray(apply(params, images, labels))
+            for r, again in zip(rows, size_agreement(z0, labels, read, quantiles, spreads,
+                                                     law)):
+                r["spearman_regressor"], r["error_regressor"] = again["spearman"], again["error"]
+            entry = {"error_regressor_mean": float(np.mean([r["error_regressor"]
+                                                            for r in rows])),
+                     "segmenter_vs_regressor_rms_in_class_sd": instrument_error(
+                         areas, read, labels, spreads)}
         out["models"][name] = {
+            **entry,
             "classes": rows,
             "spearman_mean": float(np.nanmean([r["spearman"] for r in rows])),
             "spearman_min": float(np.nanmin([r["spearman"] for r in rows])),
@@ -142,6 +188,9 @@ def main(argv=None) -> dict:
     p.add_argument("--per-class", type=int, default=100)
     p.add_argument("--seed", type=int, default=0, help="latent seed")
     p.add_argument("--out", required=True, help="JSON output path (the figure beside it)")
+    p.add_argument("--regressor", action="store_true",
+                   help="also read the samples with the extent term's regressor (trained "
+                        "first, about 3 minutes), and score both instruments on real renders")
     p.add_argument("--quick", action="store_true",
                    help=f"{QUICK_PER_CLASS} samples per class (a smoke run)")
     args = p.parse_args(argv)
@@ -155,7 +204,7 @@ def main(argv=None) -> dict:
         names = args.weights or ["toyworld-biggan"]
         models = {n: jaxaware.load(n) for n in names}
         per_class = QUICK_PER_CLASS if args.quick else args.per_class
-        record = measure(models, per_class, args.seed)
+        record = measure(models, per_class, args.seed, args.regressor)
     except JaxawareError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -163,7 +212,13 @@ def main(argv=None) -> dict:
     print(f"{'model':<40} {'Spearman mean':>13} {'min':>6} {'term error':>10}")
     for name, r in record["models"].items():
         print(f"{name:<40} {r['spearman_mean']:>13.3f} {r['spearman_min']:>6.3f} "
-              f"{r['error_mean']:>10.3f}")
+              f"{r['error_mean']:>10.3f}"
+              + (f"  (regressor's reading: {r['error_regressor_mean']:.3f}; the two "
+                 f"instruments {r['segmenter_vs_regressor_rms_in_class_sd']:.2f} class sd "
+                 f"apart)" if "error_regressor_mean" in r else ""))
+    for res, r in record.get("instruments_on_real_renders", {}).items():
+        print(f"real renders, {res} px: segmenter {r['segmenter_rms_in_class_sd']:.2f}, "
+              f"regressor {r['regressor_rms_in_class_sd']:.2f} class sd from the truth")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     from jaxaware.atomic import atomic_write
 

@@ -78,3 +78,31 @@ def test_bad_input_exits_2(tmp_path, capsys, args, message):
     err = capsys.readouterr().err.strip()
     assert err == message.replace("'x.txt'", repr(str(tmp_path / "x.txt")))
     assert not list(tmp_path.iterdir())
+
+
+def test_instrument_error_is_the_rms_in_class_spreads():
+    truth = np.array([0.1, 0.2, 0.3, 0.4])
+    classes = np.array([0, 0, 1, 1])
+    spreads = np.array([0.01, 0.1])
+    read = truth + np.array([0.01, -0.02, 0.1, 0.0])  # 1, -2, 1, 0 class sd
+    assert _script().instrument_error(truth, read, classes, spreads) == pytest.approx(
+        np.sqrt((1 + 4 + 1 + 0) / 4))
+
+
+def test_regressor_reads_the_same_samples(tmp_path, monkeypatch):
+    import jaxaware.train.extent as extent
+
+    real = extent.extent_regressor  # a short training stands in for the 3-minute one
+    monkeypatch.setattr(extent, "extent_regressor",
+                        lambda res, progress=False: real(res, steps=100, per_class=50))
+    record = _script().main(["--quick", "--regressor", "--out", str(tmp_path / "s.json")])
+    (model,) = record["models"].values()
+    assert model["error_regressor_mean"] == pytest.approx(
+        np.mean([r["error_regressor"] for r in model["classes"]]))
+    assert all(-1 <= r["spearman_regressor"] <= 1 for r in model["classes"])
+    scores = record["instruments_on_real_renders"]["32"]
+    assert scores["regressor_record"]["steps"] == 100
+    # On real renders the segmenter (mIoU 0.95) reads areas well inside a class's spread.
+    assert scores["segmenter_rms_in_class_sd"] < 0.5
+    assert scores["segmenter_rms_in_class_sd"] < scores["regressor_rms_in_class_sd"]  # 100 steps
+    assert model["segmenter_vs_regressor_rms_in_class_sd"] > 0

@@ -6,6 +6,8 @@ world (``experiments/train_world_models.py``).
 * :mod:`.init` - host-side (NumPy) parameter initialisation;
 * :mod:`.standing` - standing statistics at the family's truncation rows;
 * :mod:`.trainer` - the hinge-loss GAN step, EMA, checkpoint/resume, :func:`train`;
+* :mod:`.extent` - the extent term: a regressor of object area trained on real renders'
+  ground truth, and the target that ties the first latent coordinate to the size;
 * :mod:`.checkpoint` - atomic training checkpoints;
 * :mod:`.evaluate` - classifier accuracy and per-class Frechet distance of samples.
 """

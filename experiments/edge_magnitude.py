@@ -19,7 +19,6 @@ figure of the edge ratio per model (``--out``, with ``.png`` for ``.json``).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -59,19 +58,10 @@ def measure(models: dict, per_class: int, seed: int = 0, real_seed: int = 5) -> 
     return out
 
 
-def label(name: str) -> str:
-    """A short label for a weights path: ``runs/x/model`` -> ``x``; names stay as given."""
-    path = name.rstrip("/")
-    if path.endswith("/model"):
-        path = path[:-len("/model")]
-    return os.path.basename(path) or name
-
-
 def plot(record: dict, path: str) -> None:
-    import matplotlib
+    from jaxaware.outputs import pyplot, save_figure, weights_label as label
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = list(record["models"])
     ratios = [record["models"][n]["edge_over_real"] for n in names]
@@ -86,8 +76,7 @@ def plot(record: dict, path: str) -> None:
     ax.set_title(f"Edge magnitude of generated objects ({record['per_class']} per class)",
                  fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def main(argv=None) -> dict:
@@ -123,10 +112,9 @@ def main(argv=None) -> dict:
         print(f"{name:<40} {r['mean_abs_edge']:>7.4f} {r['edge_over_real']:>7.3f}  "
               + "  ".join(f"{r['mode_seeking_ratio'][v]:>14.4f}" for v in views))
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    from jaxaware.atomic import atomic_write
+    from jaxaware.outputs import write_json
 
-    with atomic_write(args.out, "w") as f:
-        f.write(json.dumps(record, indent=1) + "\n")
+    write_json(args.out, record)
     png = args.out[:-len(".json")] + ".png"
     plot(record, png)
     print(f"wrote {args.out}\nwrote {png}")

@@ -27,7 +27,6 @@ correlation per class and model, and each model's areas against ``F(z_0)``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -138,19 +137,10 @@ def measure(models: dict, per_class: int, seed: int = 0, regressor: bool = False
     return out
 
 
-def label(name: str) -> str:
-    """A short label for a weights path: ``runs/x/model`` -> ``x``; names stay as given."""
-    path = name.rstrip("/")
-    if path.endswith("/model"):
-        path = path[:-len("/model")]
-    return os.path.basename(path) or name
-
-
 def plot(record: dict, path: str) -> None:
-    import matplotlib
+    from jaxaware.outputs import pyplot, save_figure, weights_label as label
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = list(record["models"])
     fig = plt.figure(figsize=(max(8.0, 3.2 * len(names)), 6.4))
@@ -177,8 +167,7 @@ def plot(record: dict, path: str) -> None:
         ax.set_title(f"{label(n)}: term error {record['models'][n]['error_mean']:.2f}",
                      fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def main(argv=None) -> dict:
@@ -220,10 +209,9 @@ def main(argv=None) -> dict:
         print(f"real renders, {res} px: segmenter {r['segmenter_rms_in_class_sd']:.2f}, "
               f"regressor {r['regressor_rms_in_class_sd']:.2f} class sd from the truth")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    from jaxaware.atomic import atomic_write
+    from jaxaware.outputs import write_json
 
-    with atomic_write(args.out, "w") as f:
-        f.write(json.dumps(record, indent=1) + "\n")
+    write_json(args.out, record)
     png = args.out[:-len(".json")] + ".png"
     plot(record, png)
     print(f"wrote {args.out}\nwrote {png}")

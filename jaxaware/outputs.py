@@ -11,7 +11,8 @@ import numpy as np
 
 from jaxaware.atomic import atomic_write
 
-__all__ = ["to_jsonable", "write_json", "pyplot", "save_figure", "class_name", "softmax"]
+__all__ = ["to_jsonable", "write_json", "pyplot", "save_figure", "class_name", "softmax",
+           "weights_label"]
 
 
 def to_jsonable(value):
@@ -59,6 +60,17 @@ def save_figure(fig, path: str, dpi: int = 100) -> str:
     finally:
         plt.close(fig)
     return path
+
+
+def weights_label(name: str) -> str:
+    """A short label for a weights path in a legend: ``runs/x/model`` -> ``x``; shipped
+    model names stay as given."""
+    import os
+
+    path = name.rstrip("/")
+    if path.endswith("/model"):
+        path = path[:-len("/model")]
+    return os.path.basename(path) or name
 
 
 def class_name(model, k: int) -> str:

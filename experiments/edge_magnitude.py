@@ -18,9 +18,6 @@ figure of the edge ratio per model (``--out``, with ``.png`` for ``.json``).
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 
 import numpy as np
 
@@ -79,46 +76,24 @@ def plot(record: dict, path: str) -> None:
     save_figure(fig, path, dpi=120)
 
 
-def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("weights", nargs="*", help="weights directories or shipped model names "
-                   "(default: the default model)")
-    p.add_argument("--per-class", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0, help="latent seed")
-    p.add_argument("--real-seed", type=int, default=5, help="world seed of the real renders")
-    p.add_argument("--out", required=True, help="JSON output path (the figure beside it)")
-    p.add_argument("--quick", action="store_true",
-                   help=f"{QUICK_PER_CLASS} samples per class (a smoke run)")
-    args = p.parse_args(argv)
-
-    import jaxaware
-    from jaxaware.errors import JaxawareError
-
-    try:
-        if not args.out.endswith(".json"):
-            raise JaxawareError(f"--out must name a .json file; got {args.out!r}")
-        names = args.weights or ["toyworld-biggan"]
-        models = {n: jaxaware.load(n) for n in names}
-        per_class = QUICK_PER_CLASS if args.quick else args.per_class
-        record = measure(models, per_class, args.seed, args.real_seed)
-    except JaxawareError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
-    record["quick"] = bool(args.quick)
+def report(record: dict) -> None:
     print(f"real renders: mean |edge| {record['real_mean_abs_edge']:.4f}")
     views = list(next(iter(record["models"].values()))["mode_seeking_ratio"])
     print(f"{'model':<40} {'|edge|':>7} {'/ real':>7}  " + "  ".join(f"{v:>14}" for v in views))
     for name, r in record["models"].items():
         print(f"{name:<40} {r['mean_abs_edge']:>7.4f} {r['edge_over_real']:>7.3f}  "
               + "  ".join(f"{r['mode_seeking_ratio'][v]:>14.4f}" for v in views))
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    from jaxaware.outputs import write_json
 
-    write_json(args.out, record)
-    png = args.out[:-len(".json")] + ".png"
-    plot(record, png)
-    print(f"wrote {args.out}\nwrote {png}")
-    return record
+
+def main(argv=None) -> dict:
+    from jaxaware.outputs import model_report_main
+
+    return model_report_main(
+        argv, __doc__.split("\n\n")[0],
+        lambda models, per_class, args: measure(models, per_class, args.seed, args.real_seed),
+        report, plot, per_class=64, quick_per_class=QUICK_PER_CLASS,
+        add_arguments=lambda p: p.add_argument("--real-seed", type=int, default=5,
+                                               help="world seed of the real renders"))
 
 
 if __name__ == "__main__":

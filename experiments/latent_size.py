@@ -26,9 +26,6 @@ correlation per class and model, and each model's areas against ``F(z_0)``.
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 
 import numpy as np
 
@@ -170,34 +167,7 @@ def plot(record: dict, path: str) -> None:
     save_figure(fig, path, dpi=110)
 
 
-def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("weights", nargs="*", help="weights directories or shipped model names "
-                   "(default: the default model)")
-    p.add_argument("--per-class", type=int, default=100)
-    p.add_argument("--seed", type=int, default=0, help="latent seed")
-    p.add_argument("--out", required=True, help="JSON output path (the figure beside it)")
-    p.add_argument("--regressor", action="store_true",
-                   help="also read the samples with the extent term's regressor (trained "
-                        "first, about 3 minutes), and score both instruments on real renders")
-    p.add_argument("--quick", action="store_true",
-                   help=f"{QUICK_PER_CLASS} samples per class (a smoke run)")
-    args = p.parse_args(argv)
-
-    import jaxaware
-    from jaxaware.errors import JaxawareError
-
-    try:
-        if not args.out.endswith(".json"):
-            raise JaxawareError(f"--out must name a .json file; got {args.out!r}")
-        names = args.weights or ["toyworld-biggan"]
-        models = {n: jaxaware.load(n) for n in names}
-        per_class = QUICK_PER_CLASS if args.quick else args.per_class
-        record = measure(models, per_class, args.seed, args.regressor)
-    except JaxawareError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
-    record["quick"] = bool(args.quick)
+def report(record: dict) -> None:
     print(f"{'model':<40} {'Spearman mean':>13} {'min':>6} {'term error':>10}")
     for name, r in record["models"].items():
         print(f"{name:<40} {r['spearman_mean']:>13.3f} {r['spearman_min']:>6.3f} "
@@ -208,14 +178,19 @@ def main(argv=None) -> dict:
     for res, r in record.get("instruments_on_real_renders", {}).items():
         print(f"real renders, {res} px: segmenter {r['segmenter_rms_in_class_sd']:.2f}, "
               f"regressor {r['regressor_rms_in_class_sd']:.2f} class sd from the truth")
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    from jaxaware.outputs import write_json
 
-    write_json(args.out, record)
-    png = args.out[:-len(".json")] + ".png"
-    plot(record, png)
-    print(f"wrote {args.out}\nwrote {png}")
-    return record
+
+def main(argv=None) -> dict:
+    from jaxaware.outputs import model_report_main
+
+    return model_report_main(
+        argv, __doc__.split("\n\n")[0],
+        lambda models, per_class, args: measure(models, per_class, args.seed, args.regressor),
+        report, plot, per_class=100, quick_per_class=QUICK_PER_CLASS,
+        add_arguments=lambda p: p.add_argument(
+            "--regressor", action="store_true",
+            help="also read the samples with the extent term's regressor (trained first, "
+                 "about 3 minutes), and score both instruments on real renders"))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import numpy as np
 from jaxaware.atomic import atomic_write
 
 __all__ = ["to_jsonable", "write_json", "pyplot", "save_figure", "class_name", "softmax",
-           "weights_label"]
+           "weights_label", "model_report_main"]
 
 
 def to_jsonable(value):
@@ -71,6 +71,51 @@ def weights_label(name: str) -> str:
     if path.endswith("/model"):
         path = path[:-len("/model")]
     return os.path.basename(path) or name
+
+
+def model_report_main(argv, description: str, measure, report, plot, *, per_class: int,
+                      quick_per_class: int, add_arguments=None) -> dict:
+    """The command line of the experiments that measure toy-world models side by side
+    (``experiments/edge_magnitude.py``, ``experiments/latent_size.py``): positional
+    weights (default: the default model), ``--per-class``, ``--seed``, ``--out`` (a .json;
+    the figure goes beside it as .png), ``--quick``, and what ``add_arguments(parser)``
+    adds. ``measure(models, per_class, args)`` gives the record, ``report(record)`` prints
+    it, ``plot(record, png)`` draws it. A :class:`~jaxaware.errors.JaxawareError` before
+    anything is written prints ``error: ...`` and exits 2."""
+    import argparse
+    import os
+    import sys
+
+    import jaxaware
+    from jaxaware.errors import JaxawareError
+
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("weights", nargs="*", help="weights directories or shipped model names "
+                   "(default: the default model)")
+    p.add_argument("--per-class", type=int, default=per_class)
+    p.add_argument("--seed", type=int, default=0, help="latent seed")
+    p.add_argument("--out", required=True, help="JSON output path (the figure beside it)")
+    p.add_argument("--quick", action="store_true",
+                   help=f"{quick_per_class} samples per class (a smoke run)")
+    if add_arguments is not None:
+        add_arguments(p)
+    args = p.parse_args(argv)
+    try:
+        if not args.out.endswith(".json"):
+            raise JaxawareError(f"--out must name a .json file; got {args.out!r}")
+        models = {n: jaxaware.load(n) for n in args.weights or ["toyworld-biggan"]}
+        record = measure(models, quick_per_class if args.quick else args.per_class, args)
+    except JaxawareError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    record["quick"] = bool(args.quick)
+    report(record)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    write_json(args.out, record)
+    png = args.out[:-len(".json")] + ".png"
+    plot(record, png)
+    print(f"wrote {args.out}\nwrote {png}")
+    return record
 
 
 def class_name(model, k: int) -> str:

@@ -98,3 +98,15 @@ def random_model(cfg, seed: int = 0) -> Model:
 
     variables = jax.tree_util.tree_map_with_path(leaf, shapes)
     return Model(cfg, variables, f"test-{seed}")
+
+
+def load_experiment(name: str):
+    """``experiments/<name>.py`` as a module (the experiments are scripts, not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "experiments" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -3,9 +3,7 @@ samples, and each view's mode-seeking ratio, against direct computation."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -17,15 +15,12 @@ from jaxaware.generate import generate
 from jaxaware.toyworld import WORLD, render
 from jaxaware.train.trainer import edge_view, mode_seeking_ratio
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import load_experiment
+
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location(
-        "edge_magnitude", ROOT / "experiments" / "edge_magnitude.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("edge_magnitude")
 
 
 def test_quick_run_matches_direct_computation(tmp_path, capsys):

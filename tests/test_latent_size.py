@@ -3,9 +3,7 @@ reference segmenter, against scipy and constructed answers."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,16 +12,13 @@ from scipy import stats
 from jaxaware.toyworld import WORLD
 from jaxaware.train.extent import QUANTILES, area_targets
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import load_experiment
+
 K = WORLD.num_classes
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location(
-        "latent_size", ROOT / "experiments" / "latent_size.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("latent_size")
 
 
 def test_size_agreement_against_scipy_and_the_term():

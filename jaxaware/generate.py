@@ -169,7 +169,8 @@ def sample(
     ``N`` local devices; a 1-D ``Mesh``), ``batch_size`` images per device per step (the
     last step padded). Every device runs the same ``[batch_size]`` program as a 1-device
     run, so the images are bit-identical on any number of devices and processes (at
-    another batch size they may differ in the last bits: convolutions sum in another order).
+    another batch size they may differ in the last bits: convolutions sum in another order;
+    so may, on some CPUs, a process started with another number of host devices).
     """
     check_model(model)
     per_class = check_int(per_class, "per_class")

@@ -90,6 +90,11 @@ VARIANTS=(
   "e-from0|toyworld-biggan|$P4 --set d_ch=32 --set extent=1|11000|0"
   "e-from6k|toyworld-biggan|$P4 --set d_ch=32 --set extent=1 --set extent_start=6000|11000|0"
   "deep-e4k|toyworld-biggan-deep|--set extent=1 --set extent_start=4000|8000|0"
+  # The calibrated target (extent_target=calibrated: the regressor's expected reading of the
+  # world's sizes, not the sizes): does it undo the term's overshoot on seeds 0-2 at W = 1?
+  "ec-s0|toyworld-biggan|$P4 --set d_ch=32 --set extent=1 --set extent_target=calibrated --set extent_start=8000|11000|0"
+  "ec-s1|toyworld-biggan|$P4 --set d_ch=32 --set extent=1 --set extent_target=calibrated --set extent_start=8000 --set seed=1|11000|0"
+  "ec-s2|toyworld-biggan|$P4 --set d_ch=32 --set extent=1 --set extent_target=calibrated --set extent_start=8000 --set seed=2|11000|0"
 )
 eval_share=100 extra="" per=200  # evaluating five models took 76 s on an H200
 evaluate=${SWEEP_EVAL:-1}

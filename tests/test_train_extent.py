@@ -26,6 +26,7 @@ from jaxaware.train.extent import (
     QUANTILES,
     area_quantiles,
     area_targets,
+    calibration,
     extent_error,
     extent_regressor,
     latent_cdf,
@@ -92,6 +93,43 @@ def test_area_quantiles_are_per_class_and_sorted():
         assert sd[c] == pytest.approx(mine.std(), rel=1e-5)
 
 
+def test_calibration_is_the_least_squares_line_per_class():
+    rng = np.random.default_rng(0)
+    classes = np.repeat(np.arange(K), 40)
+    areas = rng.uniform(0.05, 0.4, len(classes))
+    exact = 0.01 * classes + (0.5 + 0.02 * classes) * areas  # a line of its own per class
+    intercept, slope = calibration(areas, exact, classes)
+    np.testing.assert_allclose(slope, 0.5 + 0.02 * np.arange(K), rtol=1e-9)
+    np.testing.assert_allclose(intercept, 0.01 * np.arange(K), atol=1e-12)
+    noisy = exact + rng.normal(0, 0.05, len(classes))
+    intercept, slope = calibration(areas, noisy, classes)
+    for c in (0, 7, K - 1):
+        ref_slope, ref_intercept = np.polyfit(areas[classes == c], noisy[classes == c], 1)
+        assert slope[c] == pytest.approx(ref_slope) and intercept[c] == pytest.approx(
+            ref_intercept)
+
+
+def test_calibrated_quantiles_go_through_the_readers_line():
+    # Any reader of the images: the true quantiles and spreads put through the line of its
+    # readings on the true areas, class by class; the reader sees 500 images at a time.
+    seen = []
+
+    def read(images, classes):
+        seen.append(len(images))
+        return np.asarray(images).mean(axis=(1, 2, 3)) + classes
+
+    quant, sd = area_quantiles(per_class=50, read=read)
+    true_quant, true_sd = area_quantiles(per_class=50)
+    assert seen == [500, 300]  # 800 renders
+    images, classes, areas = real_extents(50, start=10_000_000)
+    readings = images.mean(axis=(1, 2, 3)) + classes
+    for c in (0, 5, K - 1):
+        slope, intercept = np.polyfit(areas[classes == c], readings[classes == c], 1)
+        np.testing.assert_allclose(quant[c], intercept + slope * true_quant[c], rtol=1e-4,
+                                   atol=1e-5)
+        assert sd[c] == pytest.approx(slope * true_sd[c], rel=1e-4)
+
+
 def test_the_regressor_reads_sizes_within_a_class():
     # A short training already reads more than the class: within every class its held-out
     # R^2 is well above the 0 of a regressor that predicts each class's mean area.
@@ -119,6 +157,16 @@ def test_the_extent_term_adds_its_weighted_error_to_the_generator_loss(tmp_path)
     assert logs[2.0]["g_loss"] - logs[0.5]["g_loss"] == pytest.approx(1.5 * err, rel=1e-4)
     record = json.loads((tmp_path / "0.5" / "extent_regressor.json").read_text())
     assert record["steps"] == 20 and 0 < record["rmse"]
+    # The calibrated target changes the targets (the regressor's expected readings of the
+    # real renders, after 20 steps far from the true areas) and nothing else.
+    train(_extent(steps=1, extent=0.5, extent_target="calibrated"), tmp_path / "cal",
+          progress=False)
+    cal = _log(tmp_path / "cal")[0]
+    assert cal["d_loss"] == logs[0.5]["d_loss"] and cal["extent_err"] != pytest.approx(err)
+    apply, params, _ = extent_regressor(32, 20)
+    quant, sd = area_quantiles(read=lambda x, y: apply(params, x, y))
+    true_quant, _ = area_quantiles()
+    assert not np.allclose(quant, true_quant, atol=1e-3)
 
 
 def test_a_late_extent_term_branches_from_a_plain_run(tmp_path):
@@ -157,6 +205,10 @@ def test_a_late_extent_term_branches_from_a_plain_run(tmp_path):
     ({"extent": 1.0, "extent_start": 10, "extent_stop": 5},
      "extent_stop must be 0 (never) or past extent_start (10); got 5"),
     ({"extent": 1.0, "extent_regressor_steps": 0}, "extent_regressor_steps must be >= 1; got 0"),
+    ({"extent": 1.0, "extent_target": "segmenter"},
+     "extent_target must be one of world, calibrated; got 'segmenter'"),
+    ({"extent_target": "calibrated"}, "extent_target sets the extent term's targets; set "
+                                     "extent > 0 too"),
     ({"extent": 1.0, "mode_seeking": 1.0}, "the extent term and mode seeking cannot be "
                                            "combined (each has its own window); choose one"),
 ])

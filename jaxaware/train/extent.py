@@ -19,10 +19,14 @@ continuous codes but supervised by the world:
   the real areas' standard deviation for class ``y`` (so the term is about 1 when the
   samples' areas ignore ``z_0`` and 0 when they follow it exactly).
 
-So the latent must carry the object's size, and the samples' sizes of a class spread as
-the world's do, as far as the regressor can tell. The regressor is an instrument of its
-own: a generator could in principle learn images it misreads, which the evaluation (with
-the reference segmenter) would show as sizes narrower than the term's value says.
+The regressor reads a size less far from its class's typical one than it is (regression to
+the mean: within a class it explains 83-99% of the spread, not all of it), so a generator
+that satisfies it with true areas as targets draws sizes further out than the world's.
+With ``target="calibrated"`` the targets are instead the regressor's *expected reading* of
+a real object of the target's area: per class, the least-squares line of its readings of
+the same real renders on their true areas, ``a_y + b_y * Q_y(F(z_0))``, and the spread
+``b_y * sd_y`` (a generator that draws the world's sizes satisfies it on average; a
+reading's noise about the line cannot be asked of a size and averages out).
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ from jaxaware.toyworld.diversity import object_factors
 #: the GAN's data seed 1, the evaluation's 21,000 and the reference networks' seeds).
 EXTENT_WORLD_SEED = 31_000
 QUANTILES = 101  # quantile points per class (0%, 1%, ..., 100%)
+#: The term's targets: the real renders' true areas, or the regressor's expected reading of
+#: them (its calibration line per class).
+TARGETS = ("world", "calibrated")
 
 
 class ExtentNet(nn.Module):
@@ -76,15 +83,37 @@ def real_extents(per_class: int, resolution: int = 32, start: int = 0,
 
 
 def area_quantiles(resolution: int = 32, per_class: int = 1000,
-                   seed: int = EXTENT_WORLD_SEED) -> tuple[np.ndarray, np.ndarray]:
+                   seed: int = EXTENT_WORLD_SEED, read=None) -> tuple[np.ndarray, np.ndarray]:
     """Per class, the real areas' quantiles ``[K, QUANTILES]`` and standard deviation
     ``[K]``, from ``per_class`` renders of each class of world ``seed`` (images from
-    10,000,000 on, apart from the regressor's training images)."""
-    _, classes, areas = real_extents(per_class, resolution, start=10_000_000, seed=seed)
+    10,000,000 on, apart from the regressor's training images). With ``read``
+    (``read(images, classes) -> areas``, called 500 images at a time), both are put through
+    its calibration line per class (:func:`calibration`): the expected reading of a real
+    object at each quantile, and the spread times the line's slope."""
+    images, classes, areas = real_extents(per_class, resolution, start=10_000_000, seed=seed)
     q = np.linspace(0.0, 1.0, QUANTILES)
     quant = np.stack([np.quantile(areas[classes == c], q) for c in range(WORLD.num_classes)])
     sd = np.array([areas[classes == c].std() for c in range(WORLD.num_classes)])
+    if read is not None:
+        readings = np.concatenate([np.asarray(read(images[i:i + 500], classes[i:i + 500]))
+                                   for i in range(0, len(images), 500)])
+        intercept, slope = calibration(areas, readings, classes)
+        quant = intercept[:, None] + slope[:, None] * quant
+        sd = slope * sd
     return quant.astype(np.float32), sd.astype(np.float32)
+
+
+def calibration(areas, readings, classes) -> tuple[np.ndarray, np.ndarray]:
+    """Per class, the least-squares line of ``readings`` on the true ``areas``:
+    ``(intercept [K], slope [K])``. A slope below 1 is the reader's regression to the mean:
+    it reads a size ``slope`` times as far from the class's typical one as it is."""
+    areas, readings = np.asarray(areas, np.float64), np.asarray(readings, np.float64)
+    intercept, slope = np.zeros(WORLD.num_classes), np.zeros(WORLD.num_classes)
+    for c in range(WORLD.num_classes):
+        a, r = areas[classes == c], readings[classes == c]
+        slope[c] = np.mean((a - a.mean()) * (r - r.mean())) / np.var(a)
+        intercept[c] = r.mean() - slope[c] * a.mean()
+    return intercept, slope
 
 
 def latent_cdf(z0, law: str):

@@ -63,7 +63,7 @@ from jaxaware.train.discriminator import (
     layout_dconfig,
     layout_view,
 )
-from jaxaware.train.extent import area_quantiles, extent_error, extent_regressor
+from jaxaware.train.extent import TARGETS, area_quantiles, extent_error, extent_regressor
 from jaxaware.train.init import init_discriminator, init_generator
 from jaxaware.train.spectral import (
     discriminator_filter,
@@ -127,6 +127,8 @@ class TrainConfig:
     extent_start: int = 0  # the term joins G's loss after this many steps (as mode seeking's)
     extent_stop: int = 0  # the term leaves G's loss after this many steps (0: never)
     extent_regressor_steps: int = 5000  # training steps of the extent term's regressor
+    extent_target: str = "world"  # the term's targets: real renders' true areas ("world") or
+    # the regressor's expected reading of them ("calibrated": its calibration line per class)
 
     def __post_init__(self):
         if self.model.num_classes != WORLD.num_classes:
@@ -167,6 +169,12 @@ class TrainConfig:
         if self.extent_stop and self.extent_stop <= self.extent_start:
             raise JaxawareError(f"extent_stop must be 0 (never) or past extent_start "
                                 f"({self.extent_start}); got {self.extent_stop}")
+        if self.extent_target not in TARGETS:
+            raise JaxawareError(f"extent_target must be one of {', '.join(TARGETS)}; got "
+                                f"{self.extent_target!r}")
+        if self.extent_target != _default("extent_target") and not self.extent:
+            raise JaxawareError("extent_target sets the extent term's targets; set extent > 0 "
+                                "too")
         if self.extent_regressor_steps < 1:
             raise JaxawareError(f"extent_regressor_steps must be >= 1; got "
                                 f"{self.extent_regressor_steps}")
@@ -249,7 +257,8 @@ class TrainConfig:
         return dataclasses.replace(self, mode_seeking=0.0, mode_seeking_start=0,
                                    mode_seeking_stop=0, mode_seeking_view="pixels",
                                    extent=0.0, extent_start=0, extent_stop=0,
-                                   extent_regressor_steps=_default("extent_regressor_steps"))
+                                   extent_regressor_steps=_default("extent_regressor_steps"),
+                                   extent_target=_default("extent_target"))
 
     def _window(self) -> tuple[float, int, int, str]:
         """The G term with a window (mode seeking or extent; never both): weight, start,
@@ -411,7 +420,9 @@ def compiled_step(tc: TrainConfig):
     if tc.extent:
         extent_apply, extent_params, _ = extent_regressor(cfg.resolution,
                                                           tc.extent_regressor_steps)
-        quantiles, spreads = (jnp.asarray(a) for a in area_quantiles(cfg.resolution))
+        read = (None if tc.extent_target == "world"
+                else lambda images, classes: extent_apply(extent_params, images, classes))
+        quantiles, spreads = (jnp.asarray(a) for a in area_quantiles(cfg.resolution, read=read))
         law = family_of(cfg).latent_law
 
     def seen(images, key):

@@ -8,7 +8,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # shellcheck disable=SC1091
 source .venv/bin/activate
-if ! python -c "import jaxaware, torch, pytorch_pretrained_biggan, pytest, prdc, pytorch_msssim, sklearn, scipy" 2>/dev/null; then
+if ! python -c "import jaxaware, torch, pytorch_pretrained_biggan, pytest, xdist, prdc, pytorch_msssim, sklearn, scipy" 2>/dev/null; then
   python -m pip install -q --upgrade pip
   python -m pip install -q "torch==2.13.0"
   python -m pip install -q -e ".[torch,test]"

@@ -58,12 +58,24 @@ def reader_calibration(apply, params, per_class: int, resolution: int = 32) -> l
 
 
 def measured_ratios(paths: list[str], num_classes: int) -> np.ndarray:
-    """``[len(paths), K]``: each evaluation JSON's area-spread ratio per class."""
+    """``[len(paths), K]``: each evaluation JSON's area-spread ratio per class (a one-line
+    error for a file that is not one, or lacks a class)."""
+    from jaxaware.errors import JaxawareError
+
     out = np.full((len(paths), num_classes), np.nan)
     for i, path in enumerate(paths):
-        with open(path) as f:
-            for row in json.load(f)["classes"]:
-                out[i, row["class"]] = row["area_ratio"]
+        try:
+            with open(path) as f:
+                for row in json.load(f)["classes"]:
+                    out[i, int(row["class"])] = float(row["area_ratio"])
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            raise JaxawareError(f"{path} is not an evaluation JSON with every class's "
+                                "area_ratio; give the files experiments/evaluate_world_model.py "
+                                "wrote") from None
+        if np.isnan(out[i]).any():
+            raise JaxawareError(f"{path} lacks the area ratio of "
+                                f"{int(np.isnan(out[i]).sum())} of the {num_classes} classes; "
+                                "give evaluations of all the world's classes")
     return out
 
 
@@ -128,6 +140,9 @@ def main(argv=None) -> dict:
             if not os.path.isfile(path):
                 raise JaxawareError(f"no evaluation JSON at {path}; give the files "
                                     "experiments/evaluate_world_model.py wrote")
+        if args.steps < 1:
+            raise JaxawareError(f"--steps must be >= 1; got {args.steps}")
+        meas = measured_ratios(args.evaluations, WORLD.num_classes)  # before any training
         steps, per_class, train_per_class = ((QUICK["steps"], QUICK["per_class"],
                                               QUICK["train_per_class"]) if args.quick
                                              else (args.steps, 1000, 2000))
@@ -139,10 +154,6 @@ def main(argv=None) -> dict:
                "evaluations": [os.path.basename(e) for e in args.evaluations],
                "classes": rows}
         if args.evaluations:
-            meas = measured_ratios(args.evaluations, WORLD.num_classes)
-            if np.isnan(meas).any():
-                raise JaxawareError("an evaluation JSON lacks a class's area ratio; give "
-                                    "evaluations of all the world's classes")
             for r, m in zip(rows, meas.T):
                 r.update(measured_ratio=float(m.mean()), measured_min=float(m.min()),
                          measured_max=float(m.max()))

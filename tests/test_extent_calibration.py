@@ -86,3 +86,30 @@ def test_a_missing_evaluation_is_an_error(tmp_path, capsys):
     assert capsys.readouterr().err == (f"error: no evaluation JSON at {tmp_path / 'none.json'}; "
                                        "give the files experiments/evaluate_world_model.py "
                                        "wrote\n")
+
+
+@pytest.mark.parametrize("content, message", [
+    ("not json", "{path} is not an evaluation JSON with every class's area_ratio; give the "
+                 "files experiments/evaluate_world_model.py wrote"),
+    (json.dumps({"accuracy": 0.9}), "{path} is not an evaluation JSON with every class's "
+                                    "area_ratio; give the files "
+                                    "experiments/evaluate_world_model.py wrote"),
+    (json.dumps({"classes": [{"class": 0, "area_ratio": 1.0}]}),
+     f"{{path}} lacks the area ratio of {K - 1} of the {K} classes; give evaluations of all "
+     "the world's classes"),
+])
+def test_a_file_that_is_not_an_evaluation_is_an_error_before_any_training(tmp_path, capsys,
+                                                                          content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(SystemExit) as exit_:
+        _script().main(["--out", str(tmp_path / "x.json"), str(path)])  # full size: no time
+    assert exit_.value.code == 2 and not (tmp_path / "x.json").exists()
+    assert capsys.readouterr() == ("", "error: " + message.format(path=path) + "\n")
+
+
+def test_steps_below_one_is_an_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        _script().main(["--steps", "0", "--out", str(tmp_path / "x.json")])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == "error: --steps must be >= 1; got 0\n"

@@ -133,6 +133,8 @@ def main(argv=None) -> dict:
     p.add_argument("--out", default="extent_calibration.json")
     p.add_argument("--steps", type=int, default=5000, help="regressor training steps "
                    "(training's default)")
+    p.add_argument("--seed", type=int, default=0, help="the regressor's seed (training's "
+                   "is 0; another shows how much of a slope is the seed's)")
     p.add_argument("--quick", action="store_true")
     args = p.parse_args(argv)
     try:
@@ -148,9 +150,10 @@ def main(argv=None) -> dict:
                                              else (args.steps, 1000, 2000))
         print(f"training the extent regressor ({steps} steps) ...", flush=True)
         apply, params, record = extent_regressor(32, steps, per_class=train_per_class,
-                                                 progress=True)
+                                                 seed=args.seed, progress=True)
         rows = reader_calibration(apply, params, per_class)
-        out = {"quick": args.quick, "regressor": record, "per_class": per_class,
+        out = {"quick": args.quick, "seed": args.seed, "regressor": record,
+               "per_class": per_class,
                "evaluations": [os.path.basename(e) for e in args.evaluations],
                "classes": rows}
         if args.evaluations:

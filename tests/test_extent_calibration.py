@@ -113,3 +113,18 @@ def test_steps_below_one_is_an_error(tmp_path, capsys):
         _script().main(["--steps", "0", "--out", str(tmp_path / "x.json")])
     assert exit_.value.code == 2
     assert capsys.readouterr().err == "error: --steps must be >= 1; got 0\n"
+
+
+def test_the_seed_is_the_regressors(tmp_path):
+    from jaxaware.train.extent import extent_regressor
+
+    quick = _script().QUICK
+    record = _script().main(["--quick", "--seed", "1", "--out", str(tmp_path / "s1.json")])
+    assert record["seed"] == 1 and "comparison" not in record
+    assert (tmp_path / "s1.png").read_bytes()[:4] == b"\x89PNG"  # the bar chart
+    for seed, differs in ((1, False), (0, True)):
+        apply, params, _ = extent_regressor(32, quick["steps"], per_class=quick["train_per_class"],
+                                            seed=seed)
+        rows = _script().reader_calibration(apply, params, quick["per_class"])
+        slopes = [r["slope"] for r in rows]
+        assert (slopes != pytest.approx([r["slope"] for r in record["classes"]])) == differs

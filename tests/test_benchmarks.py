@@ -26,6 +26,7 @@ EXPECTED_KEYS = {
     "bench_response.py": {"machine", "exact", "torch", "first_order", "spearman", "quick"},
     "bench_parallel.py": {"machine", "awareness", "sweep", "identical", "overhead_one_device",
                           "quick"},
+    "bench_train_step.py": {"machine", "quick", "steps", "configs"},
 }
 QUICK_ARGS = {"bench_awareness_kernel.py": ["--latents", "64", "--reps", "1", "--chunks", "64"]}
 

@@ -1,0 +1,146 @@
+"""Training-step time on this machine, YNNPACK's convolutions against XLA's own.
+
+    python benchmarks/bench_train_step.py [--steps 20] [--out benchmarks/results/train_step.json]
+
+jax 0.10's XLA hands a CPU program's convolutions to YNNPACK; ``TrainConfig.cpu_convolutions
+= "xla"`` keeps them with XLA's emitter. For each training config (the two shipped models'
+own, and the pack-4 one the extent runs use) both compiled steps run from one initial
+state, interleaved step by step so that a busy spell of the machine hits both alike; the
+table gives the median seconds per step after two warm-up steps, the ratio, and how far
+apart the two steps' first losses are (they round differently; the runs then part). A
+``--quick`` run times two steps of a small config: it checks the script, not the speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+RESULTS = "benchmarks/results/train_step.json"
+PACK4 = {"d_minibatch_std": False, "d_class_groups": True, "d_pack": 4, "d_ch": 32}
+
+
+def configs(quick: bool) -> dict:
+    from jaxaware.model import resolve_weights_path
+    from jaxaware.train.trainer import TrainConfig
+    from jaxaware.weights_io import load_weights
+
+    def shipped(name):
+        extra = load_weights(resolve_weights_path(name))[1]["extra"]
+        return TrainConfig.from_dict(extra["train_config"])
+
+    biggan = shipped("toyworld-biggan")
+    if quick:
+        return {"toyworld-biggan (batch 8, fast compile)": dataclasses.replace(
+            biggan, batch_size=8, fast_compile=True)}
+    return {"toyworld-biggan": biggan,
+            "toyworld-biggan-deep": shipped("toyworld-biggan-deep"),
+            "toyworld-biggan, pack 4": dataclasses.replace(biggan, **PACK4)}
+
+
+def bench(tc, steps: int) -> dict:
+    import jax
+
+    from jaxaware.train.trainer import (
+        CPU_CONVOLUTIONS,
+        compiled_step,
+        init_state,
+        real_batch,
+        step_key,
+    )
+
+    runs = {}
+    for conv in CPU_CONVOLUTIONS:
+        variant = dataclasses.replace(tc, cpu_convolutions=conv)
+        t0 = time.perf_counter()
+        step = compiled_step(variant)
+        state = init_state(variant)
+        real, y = real_batch(variant, 0)
+        state, metrics = step(state, real, y, step_key(variant.seed, 0))
+        jax.block_until_ready(state)
+        runs[conv] = {"step": step, "state": state, "first": metrics, "times": [],
+                      "compile_s": time.perf_counter() - t0}
+    for s in range(1, steps + 1):
+        real, y = real_batch(tc, s)
+        for run in runs.values():
+            t = time.perf_counter()
+            run["state"], _ = run["step"](run["state"], real, y, step_key(tc.seed, s))
+            jax.block_until_ready(run["state"])
+            run["times"].append(time.perf_counter() - t)
+    warm = 2 if steps > 2 else 0
+    row = {}
+    for conv, run in runs.items():
+        median = float(np.median(run["times"][warm:]))
+        row[conv] = {"compile_and_first_step_s": round(run["compile_s"], 2),
+                     "median_step_s": round(median, 4), "steps_per_s": round(1 / median, 3),
+                     "first_d_loss": float(run["first"]["d_loss"]),
+                     "first_g_loss": float(run["first"]["g_loss"])}
+    a, b = (row[c] for c in CPU_CONVOLUTIONS)
+    row["speedup_xla_over_ynnpack"] = round(a["median_step_s"] / b["median_step_s"], 3)
+    row["first_loss_gap"] = max(abs(a["first_d_loss"] - b["first_d_loss"]),
+                                abs(a["first_g_loss"] - b["first_g_loss"]))
+    return row
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=20, help="timed steps per config and choice")
+    ap.add_argument("--out", default=None,
+                    help=f"where to save the JSON (default {RESULTS}; a --quick run saves "
+                         "only when given)")
+    ap.add_argument("--quick", action="store_true", help="two steps of a small config")
+    args = ap.parse_args(argv)
+    if args.steps < 1:
+        print(f"error: --steps must be >= 1; got {args.steps}", file=sys.stderr)
+        return 2
+    if args.quick:
+        args.steps = 2
+    import jax
+
+    from jaxaware.environment import cpu_model
+
+    rows = {}
+    print(f"{'config':>40} {'ynnpack s/step':>15} {'xla s/step':>11} {'speedup':>8} "
+          f"{'loss gap':>9}")
+    for name, tc in configs(args.quick).items():
+        r = rows[name] = bench(tc, args.steps)
+        print(f"{name:>40} {r['ynnpack']['median_step_s']:>15.3f} "
+              f"{r['xla']['median_step_s']:>11.3f} {r['speedup_xla_over_ynnpack']:>7.2f}x "
+              f"{r['first_loss_gap']:>9.1e}", flush=True)
+    flags = set()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = {f for line in fh if line.startswith("flags") for f in line.split()}
+    except OSError:
+        pass
+    result = {
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
+                    "avx512f": "avx512f" in flags, "load_average": list(os.getloadavg()),
+                    "platform": platform.platform(), "jax": jax.__version__,
+                    "backend": jax.default_backend()},
+        "quick": args.quick, "steps": args.steps, "configs": rows,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    print(f"machine: {result['machine']['cpu']}, {os.cpu_count()} cores, AVX-512: "
+          f"{result['machine']['avx512f']}, load average {result['machine']['load_average'][0]}")
+    out = args.out or (None if args.quick else RESULTS)
+    if out is not None:
+        from jaxaware.atomic import atomic_write
+
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        with atomic_write(out, "w") as fh:
+            json.dump(result, fh, indent=2)
+            fh.write("\n")
+        print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

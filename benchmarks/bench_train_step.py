@@ -8,7 +8,10 @@ own, and the pack-4 one the extent runs use) both compiled steps run from one in
 state, interleaved step by step so that a busy spell of the machine hits both alike; the
 table gives the median seconds per step after two warm-up steps, the ratio, and how far
 apart the two steps' first losses are (they round differently; the runs then part). A
-``--quick`` run times two steps of a small config: it checks the script, not the speed.
+second table times one 3x3 convolution's value and gradients (batch 64, the
+discriminator's and generator's sizes) compiled each way, the best of ``--reps``. A
+``--quick`` run times two steps of a small config and one small convolution: it checks the
+script, not the speed.
 """
 
 from __future__ import annotations
@@ -89,19 +92,62 @@ def bench(tc, steps: int) -> dict:
     return row
 
 
+CONVOLUTIONS = ((64, 32, 32, 32), (64, 16, 64, 64), (64, 32, 16, 16), (64, 8, 128, 128))
+
+
+def bench_convolution(shape, reps: int) -> dict:
+    """Value and both gradients of ``sum(conv(x, w)^2)`` for ``x [n, s, s, c]`` and a 3x3
+    kernel to ``c_out`` channels, compiled with YNNPACK's convolutions and without."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxaware.train.trainer import cpu_convolution_options
+
+    n, side, c, c_out = shape
+    kx, kw = jax.random.split(jax.random.PRNGKey(0))
+    x = jax.random.normal(kx, (n, side, side, c))
+    w = jax.random.normal(kw, (3, 3, c, c_out))
+
+    def loss(x, w):
+        y = jax.lax.conv_general_dilated(x, w, (1, 1), "SAME",
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return jnp.sum(y * y)
+
+    fn = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+    row = {"shape": list(shape), "gflop": 3 * 2 * n * side * side * c * c_out * 9 / 1e9}
+    for conv in ("ynnpack", "xla"):
+        options = cpu_convolution_options(conv) or None
+        compiled = fn.lower(x, w).compile(compiler_options=options)
+        jax.block_until_ready(compiled(x, w))
+        best = float("inf")
+        for _ in range(reps):
+            t = time.perf_counter()
+            jax.block_until_ready(compiled(x, w))
+            best = min(best, time.perf_counter() - t)
+        row[conv] = {"best_ms": round(best * 1e3, 3),
+                     "gflop_per_s": round(row["gflop"] / best, 1)}
+    row["speedup_xla_over_ynnpack"] = round(row["ynnpack"]["best_ms"] / row["xla"]["best_ms"],
+                                            3)
+    return row
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=20, help="timed steps per config and choice")
     ap.add_argument("--out", default=None,
                     help=f"where to save the JSON (default {RESULTS}; a --quick run saves "
                          "only when given)")
+    ap.add_argument("--reps", type=int, default=20, help="timed calls per convolution")
     ap.add_argument("--quick", action="store_true", help="two steps of a small config")
     args = ap.parse_args(argv)
     if args.steps < 1:
         print(f"error: --steps must be >= 1; got {args.steps}", file=sys.stderr)
         return 2
+    if args.reps < 1:
+        print(f"error: --reps must be >= 1; got {args.reps}", file=sys.stderr)
+        return 2
     if args.quick:
-        args.steps = 2
+        args.steps, args.reps = 2, 2
     import jax
 
     from jaxaware.environment import cpu_model
@@ -114,6 +160,15 @@ def main(argv=None) -> int:
         print(f"{name:>40} {r['ynnpack']['median_step_s']:>15.3f} "
               f"{r['xla']['median_step_s']:>11.3f} {r['speedup_xla_over_ynnpack']:>7.2f}x "
               f"{r['first_loss_gap']:>9.1e}", flush=True)
+    shapes = [(8, 16, 16, 16)] if args.quick else CONVOLUTIONS
+    print(f"\n{'convolution (n, side, c, c_out)':>40} {'ynnpack ms':>11} {'xla ms':>8} "
+          f"{'speedup':>8}")
+    convolutions = []
+    for shape in shapes:
+        r = bench_convolution(shape, args.reps)
+        convolutions.append(r)
+        print(f"{str(tuple(shape)):>40} {r['ynnpack']['best_ms']:>11.2f} "
+              f"{r['xla']['best_ms']:>8.2f} {r['speedup_xla_over_ynnpack']:>7.2f}x", flush=True)
     flags = set()
     try:
         with open("/proc/cpuinfo") as fh:
@@ -126,6 +181,7 @@ def main(argv=None) -> int:
                     "platform": platform.platform(), "jax": jax.__version__,
                     "backend": jax.default_backend()},
         "quick": args.quick, "steps": args.steps, "configs": rows,
+        "convolutions": convolutions,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     print(f"machine: {result['machine']['cpu']}, {os.cpu_count()} cores, AVX-512: "

@@ -24,6 +24,7 @@ from jaxaware.train.trainer import (
     CPU_CONVOLUTIONS,
     FAST_COMPILE,
     compiler_options,
+    cpu_convolution_options,
     init_state,
 )
 
@@ -52,9 +53,14 @@ def _library_fused(hlo: str) -> list[str]:
 def test_the_choices_and_a_bad_one():
     assert CPU_CONVOLUTIONS == ("ynnpack", "xla")
     assert TrainConfig(TINY).cpu_convolutions == "ynnpack"
+    message = "cpu_convolutions must be one of ynnpack, xla; got 'eigen'"
     with pytest.raises(JaxawareError) as e:
         dataclasses.replace(TC, cpu_convolutions="eigen")
-    assert str(e.value) == "cpu_convolutions must be one of ynnpack, xla; got 'eigen'"
+    assert str(e.value) == message
+    with pytest.raises(JaxawareError) as e:
+        cpu_convolution_options("eigen")
+    assert str(e.value) == message
+    assert cpu_convolution_options("ynnpack") == {}
 
 
 def test_compiler_options_add_the_choice_to_fast_compile():
@@ -66,12 +72,12 @@ def test_compiler_options_add_the_choice_to_fast_compile():
         pytest.skip("this jax's XLA has no YNNPACK fusions to leave out")
     assert {k: xla[k] for k in FAST_COMPILE} == FAST_COMPILE
     assert compiler_options(dataclasses.replace(XLA, fast_compile=False)) == {
-        k: v for k, v in xla.items() if k not in FAST_COMPILE}
+        k: v for k, v in xla.items() if k not in FAST_COMPILE} == cpu_convolution_options("xla")
 
 
 def test_xla_choice_takes_only_the_convolutions_from_the_cpu_library():
-    options = compiler_options(dataclasses.replace(XLA, fast_compile=False))
-    if options is None:
+    options = cpu_convolution_options("xla")
+    if not options:
         pytest.skip("this jax's XLA has no YNNPACK fusions to leave out")
     k1, k2 = jax.random.split(jax.random.PRNGKey(0))
     x = jax.random.normal(k1, (8, 32, 32, 32))

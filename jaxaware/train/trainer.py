@@ -184,8 +184,7 @@ class TrainConfig:
             raise JaxawareError("extent_target sets the extent term's targets; set extent > 0 "
                                 "too")
         if self.cpu_convolutions not in CPU_CONVOLUTIONS:
-            raise JaxawareError(f"cpu_convolutions must be one of "
-                                f"{', '.join(CPU_CONVOLUTIONS)}; got {self.cpu_convolutions!r}")
+            cpu_convolution_options(self.cpu_convolutions)  # raises, saying what is accepted
         if self.extent_regressor_steps < 1:
             raise JaxawareError(f"extent_regressor_steps must be >= 1; got "
                                 f"{self.extent_regressor_steps}")
@@ -539,13 +538,23 @@ def compiled_step(tc: TrainConfig):
 
 def compiler_options(tc: TrainConfig) -> dict | None:
     """The XLA options the training step compiles with: ``FAST_COMPILE`` with
-    ``fast_compile``, and with ``cpu_convolutions="xla"`` the CPU library fusions without
-    YNNPACK's convolutions (where this jax's XLA has that option: before YNNPACK, XLA
-    emitted every convolution itself)."""
+    ``fast_compile``, and :func:`cpu_convolution_options` of ``cpu_convolutions``."""
     options = dict(FAST_COMPILE) if tc.fast_compile else {}
-    if tc.cpu_convolutions == "xla" and _has_ynn_option():
-        options.update(_YNN_WITHOUT_CONVOLUTIONS)
+    options.update(cpu_convolution_options(tc.cpu_convolutions))
     return options or None
+
+
+def cpu_convolution_options(choice: str) -> dict:
+    """The XLA options for a choice of :data:`CPU_CONVOLUTIONS`: none for ``"ynnpack"``
+    (jax's default); for ``"xla"`` the CPU library fusions without YNNPACK's convolutions
+    (none where this jax's XLA has no such option: before YNNPACK, XLA emitted every
+    convolution itself)."""
+    if choice not in CPU_CONVOLUTIONS:
+        raise JaxawareError(f"cpu_convolutions must be one of {', '.join(CPU_CONVOLUTIONS)}; "
+                            f"got {choice!r}")
+    if choice == "xla" and _has_ynn_option():
+        return dict(_YNN_WITHOUT_CONVOLUTIONS)
+    return {}
 
 
 @functools.lru_cache(maxsize=1)

@@ -26,6 +26,13 @@ SMALL = BigGANDeepConfig(
 )
 
 
+# A tiny BigGAN-deep for training: 32 px, the toy world's 16 classes, 4 blocks.
+TRAIN_TINY = BigGANDeepConfig(
+    layers=((True, 16, 8), (True, 8, 4), (False, 4, 2), (True, 2, 1)), output_dim=32,
+    z_dim=8, class_embed_dim=8, channel_width=4, num_classes=16, attention_layer_position=2,
+)
+
+
 def raises(message):
     """pytest.raises for a JaxawareError with exactly this message."""
     return pytest.raises(JaxawareError, match="^" + re.escape(message) + "$")

@@ -15,9 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import TRAIN_TINY as TINY
 
 from jaxaware.errors import JaxawareError
-from jaxaware.models import BigGANDeepConfig
 from jaxaware.train import TrainConfig, train
 from jaxaware.train import checkpoint as ckpt
 from jaxaware.train.trainer import (
@@ -28,10 +28,6 @@ from jaxaware.train.trainer import (
     init_state,
 )
 
-TINY = BigGANDeepConfig(
-    layers=((True, 16, 8), (True, 8, 4), (False, 4, 2), (True, 2, 1)), output_dim=32,
-    z_dim=8, class_embed_dim=8, channel_width=4, num_classes=16, attention_layer_position=2,
-)
 TC = TrainConfig(TINY, d_ch=4, batch_size=8, steps=3, checkpoint_every=3, log_every=1,
                  standing_batches=1, standing_batch_size=16, fast_compile=True)
 XLA = dataclasses.replace(TC, cpu_convolutions="xla")

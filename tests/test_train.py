@@ -14,11 +14,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import TRAIN_TINY as TINY
 
 from jaxaware.environment import cpu_model, environment, environment_differences
 from jaxaware.generate import generate
 from jaxaware.model import load
-from jaxaware.models import BigGANDeepConfig
 from jaxaware.toyworld import WORLD, load_classifier
 from jaxaware.train import TrainConfig, train
 from jaxaware.train import checkpoint as ckpt
@@ -53,10 +53,6 @@ from jaxaware.train.trainer import (
 from jaxaware.truncation import truncated_noise
 from jaxaware.weights_io import load_weights
 
-TINY = BigGANDeepConfig(
-    layers=((True, 16, 8), (True, 8, 4), (False, 4, 2), (True, 2, 1)), output_dim=32,
-    z_dim=8, class_embed_dim=8, channel_width=4, num_classes=16, attention_layer_position=2,
-)
 TC = TrainConfig(TINY, d_ch=4, batch_size=8, steps=5, checkpoint_every=2, log_every=1,
                  standing_batches=2, standing_batch_size=16, fast_compile=True)
 

@@ -17,7 +17,6 @@ Writes ``benchmarks/results/awareness_kernel.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -258,15 +257,15 @@ def main():
         )
     if args.quick and args.out == results:
         return
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump({
-            "target": {"n": N_FULL, "k": K_FULL, "c": C_FULL},
-            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                        "processor": platform.processor(), "jax": jax.__version__,
-                        "xla_flags": os.environ.get("XLA_FLAGS", "")},
-            "accuracy": acc, "timings": rows,
-        }, f, indent=1)  # fmt: skip
+    from jaxaware.outputs import write_json
+
+    write_json(args.out, {
+        "target": {"n": N_FULL, "k": K_FULL, "c": C_FULL},
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                    "processor": platform.processor(), "jax": jax.__version__,
+                    "xla_flags": os.environ.get("XLA_FLAGS", "")},
+        "accuracy": acc, "timings": rows,
+    })  # fmt: skip
     print(f"wrote {args.out}")
 
 

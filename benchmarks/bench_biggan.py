@@ -352,10 +352,9 @@ def main() -> None:
     print(f"machine peaks: matmul {machine['matmul_gflops']:.0f} GFLOP/s, "
           f"memory {machine['bandwidth_gbs']:.1f} GB/s")  # fmt: skip
     if not args.quick or args.out != RESULTS:
-        from jaxaware.atomic import atomic_write
+        from jaxaware.outputs import write_json
 
-        with atomic_write(args.out, "w") as f:
-            json.dump(result, f, indent=2)
+        write_json(args.out, result)
         print(f"saved {args.out}")
 
 

@@ -27,7 +27,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -242,14 +241,9 @@ def main(argv=None) -> int:
                                 if load_start >= 0.5 else ""))  # fmt: skip
     out = args.out or (None if args.quick else RESULTS)
     if out:
-        out_dir = os.path.dirname(os.path.abspath(out))
-        os.makedirs(out_dir, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(result, fh, indent=2)
-            fh.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
+        from jaxaware.outputs import write_json
+
+        write_json(out, result)
         print(f"saved {out}")
     if not pr_equal:
         print("error: precision/recall differ from prdc", file=sys.stderr)

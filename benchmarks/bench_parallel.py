@@ -295,10 +295,9 @@ def main(argv=None) -> int:
     }
     out = args.out or (None if args.quick else RESULTS)
     if out is not None:
-        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        with open(out, "w") as f:
-            json.dump(result, f, indent=2)
-            f.write("\n")
+        from jaxaware.outputs import write_json
+
+        write_json(out, result)
         print(f"wrote {out}")
     if not all(identical.values()) or not all(o["bit_identical"] for o in overhead.values()):
         print("error: results differ between device counts or paths", file=sys.stderr)

@@ -304,10 +304,9 @@ def main() -> None:
         result = run(args, work)
     out = args.out or (None if args.quick else RESULTS)
     if out:
-        from jaxaware.atomic import atomic_write
+        from jaxaware.outputs import write_json
 
-        with atomic_write(out, "w") as f:
-            json.dump(result, f, indent=2)
+        write_json(out, result)
         print(f"saved {out}")
 
 

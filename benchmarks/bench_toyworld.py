@@ -9,7 +9,6 @@ warm-up batch and reports the best of ``--repeats`` timed runs, with the machine
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -63,11 +62,9 @@ def main(argv=None) -> int:
     print(f"machine: {os.cpu_count()} CPU cores, load average {load}")
     if args.quick and args.out == results:
         return 0
-    from jaxaware.atomic import atomic_write
+    from jaxaware.outputs import write_json
 
-    with atomic_write(args.out, "w") as fh:
-        json.dump(result, fh, indent=2)
-        fh.write("\n")
+    write_json(args.out, result)
     print(f"wrote {args.out}")
     return 0
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
 import sys
@@ -188,12 +187,9 @@ def main(argv=None) -> int:
           f"{result['machine']['avx512f']}, load average {result['machine']['load_average'][0]}")
     out = args.out or (None if args.quick else RESULTS)
     if out is not None:
-        from jaxaware.atomic import atomic_write
+        from jaxaware.outputs import write_json
 
-        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        with atomic_write(out, "w") as fh:
-            json.dump(result, fh, indent=2)
-            fh.write("\n")
+        write_json(out, result)
         print(f"wrote {out}")
     return 0
 
